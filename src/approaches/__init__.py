@@ -1,0 +1,1 @@
+"""One module per approach; each exposes Appr (see _base.py for the shared training loop and its hooks)."""

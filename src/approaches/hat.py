@@ -1,0 +1,97 @@
+"""HAT: hard attention to the task (Serra et al., ICML 2018), as the paper and the original code.
+
+The four ideas, as hooks on the shared loop:
+  forward        gates every hidden unit by a = sigmoid(s * e_t), s annealed from 1/smax to smax within each epoch
+                 (Eq. 3) and s = smax at evaluation; the loss adds c * the attention regulariser (Eq. 5);
+  post_backward  multiplies each weight's gradient by 1 - min(a_pre of its two units) (Eq. 2), and rescales the
+                 embedding gradients to compensate the annealing (Eq. 4);
+  post_step      clamps the embeddings to [-thres_emb, thres_emb];
+  post_train     accumulates the task's attention: a_pre = max(a_pre, a_t at s = smax) (Eq. 1 and below).
+"""
+import torch
+
+from approaches import _base
+
+
+class Appr(_base.Appr):
+    """HAT on a network from networks/*_hat.py."""
+
+    network_variant = 'hat'
+    parameter_names = ('lamb', 'smax')
+    clipgrad = 10000
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument('--lamb', type=float, default=0.75,
+                            help='c, the regularisation strength, Eq. 5 (default: %(default)s; original grid '
+                                 '0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 4)')
+        parser.add_argument('--smax', type=float, default=400,
+                            help='s_max, the largest gate temperature, Eq. 3 (default: %(default)s; original grid '
+                                 '25, 50, 100, 200, 400, 800)')
+        parser.add_argument('--thres-cosh', type=float, default=50,
+                            help='clamp of s*e inside cosh in the compensation, Eq. 4 (default: %(default)s)')
+        parser.add_argument('--thres-emb', type=float, default=6,
+                            help='embeddings are clamped to [-thres_emb, thres_emb] (default: %(default)s)')
+
+    def __init__(self, model, args, device, log):
+        super().__init__(model, args, device, log)
+        self.lamb = args.lamb
+        self.smax = args.smax
+        self.thres_cosh = args.thres_cosh
+        self.thres_emb = args.thres_emb
+        self.mask_pre = None  # cumulative attention a_pre over the tasks learned so far, one tensor per layer
+        self.mask_back = {}  # parameter name -> 1 - its view of mask_pre: its gradient multiplier
+        self.s = self.smax
+        self.masks = None
+
+    def forward(self, t, x, position=None):
+        if position is None:
+            self.s = self.smax
+        else:
+            i, n = position
+            self.s = (self.smax - 1 / self.smax) * i / n + 1 / self.smax  # Eq. 3, written as the original
+        outputs, self.masks = self.model(t, x, s=self.s)
+        return outputs
+
+    def regulariser(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """Eq. 5: sum(a * (1 - a_pre)) / sum(1 - a_pre) over all layers; for the first task sum(a) / units."""
+        if self.mask_pre is None:
+            return sum(m.sum() for m in masks) / sum(m.numel() for m in masks)
+        free = [1 - mp for mp in self.mask_pre]
+        return sum((m * f).sum() for m, f in zip(masks, free)) / sum(f.sum() for f in free)
+
+    def criterion(self, t, outputs, y):
+        self.reg = self.regulariser(self.masks)
+        return self.ce(outputs[t], y) + self.lamb * self.reg
+
+    def metrics(self):
+        return {'reg': self.reg}
+
+    @torch.no_grad()
+    def post_backward(self, t: int) -> None:
+        if t > 0:
+            for name, p in self.model.named_parameters():
+                if name in self.mask_back:
+                    p.grad.mul_(self.mask_back[name])
+        # Eq. 4: undo the effect of the annealed s on the embedding gradients
+        for emb in self.model.embeddings():
+            e = emb.weight
+            num = torch.cosh(torch.clamp(self.s * e, -self.thres_cosh, self.thres_cosh)) + 1
+            den = torch.cosh(e) + 1
+            e.grad.mul_(self.smax / self.s * num / den)
+
+    @torch.no_grad()
+    def post_step(self, t: int) -> None:
+        for emb in self.model.embeddings():
+            emb.weight.clamp_(-self.thres_emb, self.thres_emb)
+
+    @torch.no_grad()
+    def post_train(self, t: int, data) -> None:
+        mask = [m.detach().clone() for m in self.model.mask(t, s=self.smax)]
+        self.mask_pre = mask if self.mask_pre is None else [torch.max(a, b) for a, b in zip(self.mask_pre, mask)]
+        self.mask_back = {}
+        for name, _ in self.model.named_parameters():
+            view = self.model.get_view_for(name, self.mask_pre)
+            if view is not None:
+                self.mask_back[name] = 1 - view

@@ -1,0 +1,11 @@
+"""SGD-F: train the whole network on the first task, then only the task heads (feature extractor frozen)."""
+from approaches import _base
+
+
+class Appr(_base.Appr):
+    """SGD that freezes everything but the heads after each task."""
+
+    def post_train(self, t: int, data) -> None:
+        for name, p in self.model.named_parameters():
+            if not name.startswith('last'):
+                p.requires_grad_(False)

@@ -1,0 +1,15 @@
+"""SGD-R: re-initialise the network before each task, so each task is learned from scratch (the original's
+sgd_restart; earlier tasks' heads are re-initialised too, as there)."""
+from approaches import _base
+import utils
+
+
+class Appr(_base.Appr):
+    """SGD from the initial weights on every task."""
+
+    def __init__(self, model, args, device, log):
+        super().__init__(model, args, device, log)
+        self.initial_model = utils.get_model(model)
+
+    def pre_train(self, t: int) -> None:
+        utils.set_model_(self.model, self.initial_model)

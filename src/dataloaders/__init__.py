@@ -1,0 +1,1 @@
+"""One module per experiment; each exposes get(data_dir, seed, fixed_order, pc_valid) -> (data, taskcla, inputsize)."""

@@ -1,0 +1,48 @@
+"""CIFAR-10 as 5 tasks of 2 classes and CIFAR-100 as 5 tasks of 20 classes, in a seed-shuffled order (the original's)."""
+from pathlib import Path
+
+from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, source_files,
+                                 split_valid, task_order, taskcla_of)
+
+INPUTSIZE = [3, 32, 32]
+DEFAULT_NETWORK = 'alexnet'
+PC_VALID = 0.10
+MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]
+STD = [x / 255 for x in (63.0, 62.1, 66.7)]
+# (torchvision class, first task id, classes per task): 5 tasks each; the k-th holds labels k*n .. k*n+n-1 as 0..n-1
+SOURCES = (('CIFAR10', 0, 2), ('CIFAR100', 5, 20))
+TASKS_PER_SOURCE = 5
+
+
+def _build(data_dir: Path) -> dict:
+    """The 10 tasks in their canonical order (before seed shuffling and validation split)."""
+    from torchvision import datasets
+    out = {}
+    for cls_name, first, per_task in SOURCES:
+        cls = getattr(datasets, cls_name)
+        for split in ('train', 'test'):
+            ds = load_torchvision(cls, data_dir, train=split == 'train')
+            images, labels = as_uint8_nchw(ds), as_labels(ds)
+            for k in range(TASKS_PER_SOURCE):
+                keep = labels // per_task == k
+                out[f'{first + k}_{split}_x'] = normalise(images[keep], MEAN, STD)  # one task at a time: low peak
+                out[f'{first + k}_{split}_y'] = labels[keep] % per_task
+    return out
+
+
+def get(data_dir: Path, seed: int = 0, fixed_order: bool = False, pc_valid: float | None = None):
+    """Ten CIFAR tasks ordered by the seed, each with a seeded validation split of its training set."""
+    from torchvision import datasets
+    sources = [p for name, _, _ in SOURCES for p in source_files(getattr(datasets, name), data_dir)]
+    tensors = cached(data_dir / 'binary_cifar', sources, lambda: _build(data_dir),
+                     extra={'mean': MEAN, 'std': STD})
+    data = []
+    ids = task_order(10, seed, fixed_order)
+    print('Task order =', ids)
+    for i in ids:
+        task = {split: {'x': tensors[f'{i}_{split}_x'], 'y': tensors[f'{i}_{split}_y']} for split in ('train', 'test')}
+        task['ncla'] = SOURCES[0][2] if i < 5 else SOURCES[1][2]
+        task['name'] = f'cifar10-{i}' if i < 5 else f'cifar100-{i - 5}'
+        data.append(task)
+    split_valid(data, seed, PC_VALID if pc_valid is None else pc_valid)
+    return data, taskcla_of(data), INPUTSIZE

@@ -1,0 +1,171 @@
+"""Helpers shared by run.py, the data loaders, the networks and the approaches."""
+import importlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository root, whatever the working directory
+DATA_DIR = ROOT / 'dat'
+RESULTS_DIR = ROOT / 'res'
+LOGS_DIR = ROOT / 'logs'
+SRC_DIR = ROOT / 'src'
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment, reported as one line without a traceback."""
+
+
+########################################################################################################################
+# Modules found by name
+
+
+def module_choices(package: str) -> list[str]:
+    """User-facing names of the modules in a package folder (files starting with '_' are helpers, not choices)."""
+    names = sorted(p.stem for p in (SRC_DIR / package).glob('*.py') if not p.stem.startswith('_'))
+    return [n.replace('_', '-') if package == 'approaches' else n for n in names]
+
+
+def load_module(package: str, name: str):
+    """Import `package.name`; approach names use '-' where the module uses '_' (sgd-restart -> sgd_restart)."""
+    if name not in module_choices(package):
+        raise UserError(f"unknown {package[:-1]} '{name}'; choose from: {', '.join(module_choices(package))}")
+    return importlib.import_module(package + '.' + name.replace('-', '_'))
+
+
+########################################################################################################################
+# Reports, as the original prints them
+
+
+def human_format(num: float) -> str:
+    """1234567 -> '1.2M'."""
+    magnitude = 0
+    while abs(num) >= 1000 and magnitude < 5:
+        magnitude += 1
+        num /= 1000.0
+    return '%.1f%s' % (num, ['', 'K', 'M', 'G', 'T', 'P'][magnitude])
+
+
+def print_model_report(model: torch.nn.Module) -> int:
+    """Print the model, its parameter shapes and count; return the count."""
+    print('-' * 100)
+    print(model)
+    print('Dimensions =', ' '.join(str(tuple(p.shape)) for p in model.parameters()))
+    count = sum(p.numel() for p in model.parameters())
+    print('Num parameters = %s' % human_format(count))
+    print('-' * 100)
+    return count
+
+
+def print_optimizer_config(optimizer) -> None:
+    """Print the optimizer and its hyperparameters (or None for approaches without one)."""
+    if optimizer is None:
+        print(None)
+        return
+    group = optimizer.param_groups[0]
+    settings = ', '.join(f'{k}: {v}' for k, v in group.items() if not k.startswith('param'))
+    print(f'{type(optimizer).__name__} = {settings}')
+
+
+########################################################################################################################
+# Networks
+
+
+def compute_conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Spatial output size of a convolution."""
+    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+def get_model(model: torch.nn.Module) -> dict:
+    """A detached copy of the model's weights."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def set_model_(model: torch.nn.Module, state: dict) -> None:
+    """Load a copy made by get_model back into the model."""
+    model.load_state_dict(state)
+
+
+########################################################################################################################
+# Devices and seeds
+
+
+def choose_device(name: str | None) -> torch.device:
+    """The device named by the user, or CUDA when present and CPU otherwise (never fails for lack of a GPU)."""
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        print('[CUDA unavailable, running on CPU]')
+        return torch.device('cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use cpu, cuda or cuda:N") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed numpy's global generator (epoch shuffles, as the original) and torch's (initialisation, dropout)."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+########################################################################################################################
+# Files
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(file_object) on a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_pickle(path: Path, obj) -> None:
+    """Pickle `obj` to `path` atomically."""
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def save_txt_matrix(path: Path, matrix: np.ndarray) -> None:
+    """np.savetxt(path, matrix, '%.4f'), the original's result format, atomically."""
+    atomic_write(path, lambda f: np.savetxt(f, matrix, '%.4f'))
+
+
+def ensure_writable_dir(folder: Path, what: str) -> None:
+    """Create `folder` if needed and check that files can be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f'cannot write {what} to {folder}: {e.strerror or e}') from None
+
+
+class EpochLog:
+    """Per-epoch records written as JSON lines (one object per line), beside the human-readable output."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._file = None if path is None else open(path, 'w', buffering=1)
+
+    def write(self, **record) -> None:
+        """Append one record."""
+        if self._file is not None:
+            self._file.write(json.dumps(record) + '\n')
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()

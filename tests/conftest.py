@@ -1,0 +1,44 @@
+"""Shared fixtures: src/ on the import path, and a data folder with tiny MNIST and CIFAR in their real formats."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'src'))
+sys.path.insert(0, str(ROOT / 'tests'))
+
+import fixtures  # noqa: E402
+
+
+def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
+    """Make torchvision accept the fixture's CIFAR files: it checks every file against the official archives' md5,
+    which tiny files cannot match. The check still runs, against the fixture's own checksums."""
+    from torchvision import datasets
+    for name in ('CIFAR10', 'CIFAR100'):
+        cls = getattr(datasets, name)
+        mp.setattr(cls, 'train_list', [[f, md5[name, f]] for f, _ in cls.train_list])
+        mp.setattr(cls, 'test_list', [[f, md5[name, f]] for f, _ in cls.test_list])
+        mp.setattr(cls, 'meta', {**cls.meta, 'md5': md5[name, cls.meta['filename']]})
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory) -> Path:
+    """A data folder shared by the tests that only read it (its caches are built once)."""
+    root = tmp_path_factory.mktemp('dat')
+    fixtures.write_mnist(root)
+    md5 = fixtures.write_cifar(root)
+    with pytest.MonkeyPatch.context() as mp:
+        register_cifar_checksums(mp, md5)
+        yield root
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path, data_dir) -> Path:
+    """A data folder of one's own (for tests that modify or break it), with the same tiny data sets."""
+    root = tmp_path / 'dat'
+    fixtures.write_mnist(root)
+    md5 = fixtures.write_cifar(root)
+    with pytest.MonkeyPatch.context() as mp:
+        register_cifar_checksums(mp, md5)
+        yield root
