@@ -46,8 +46,8 @@ def _pickle(path: Path, obj: dict) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def write_cifar(root: Path, train_per_class: tuple[int, int] = (20, 10),
-                test_per_class: tuple[int, int] = (6, 3)) -> dict:
+def write_cifar(root: Path, train_per_class: tuple[int, int] = (40, 5),
+                test_per_class: tuple[int, int] = (10, 3)) -> dict:
     """CIFAR-10 and CIFAR-100 python pickles as the official archives extract them; returns each file's md5 by
     (torchvision class name, file name), since torchvision verifies every file against the official checksums."""
     md5 = {}

@@ -90,8 +90,8 @@ def load_torchvision(dataset_cls, root: Path, train: bool):
     """A torchvision data set read from `root`, downloaded there if missing; a UserError if neither works."""
     try:
         return dataset_cls(str(root), train=train, download=False)
-    except RuntimeError:
-        pass  # missing or failed its checksum: try to download it
+    except Exception:
+        pass  # missing, failed its checksum or unreadable: try to download it
     try:
         root.mkdir(parents=True, exist_ok=True)
         return dataset_cls(str(root), train=train, download=True)

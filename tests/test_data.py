@@ -1,0 +1,164 @@
+"""The experiment loaders on tiny data in the real formats: splits, order, normalisation, cache, missing data."""
+import numpy as np
+import pytest
+import torch
+from torchvision import datasets, transforms
+
+import fixtures
+from dataloaders import _common, cifar, mnist2, pmnist
+from utils import UserError
+
+
+def test_cifar_tasks_order_and_splits(data_dir):
+    data, taskcla, inputsize = cifar.get(data_dir, seed=0)
+    assert inputsize == [3, 32, 32]
+    # Seed 0's order, as sklearn.utils.shuffle(np.arange(10), random_state=0) gives it in the original
+    order = [2, 8, 4, 9, 1, 6, 7, 3, 0, 5]
+    assert [task['name'] for task in data] == [f'cifar10-{i}' if i < 5 else f'cifar100-{i - 5}' for i in order]
+    assert taskcla == [(t, 2 if i < 5 else 20) for t, i in enumerate(order)]
+    for task, i in zip(data, order):
+        ntrain = 40 if i < 5 else 200  # fixture: 20 images per CIFAR-10 class, 10 per CIFAR-100 class
+        assert task['valid']['x'].shape[0] == int(0.1 * ntrain)
+        assert task['train']['x'].shape == (ntrain - int(0.1 * ntrain), 3, 32, 32)
+        assert task['train']['x'].dtype == torch.float32 and task['train']['y'].dtype == torch.long
+        assert set(task['train']['y'].tolist()) <= set(range(task['ncla']))
+        assert task['test']['x'].shape[0] == (12 if i < 5 else 60)
+
+
+def test_cifar_task_holds_its_classes_in_file_order(data_dir):
+    """Task k of CIFAR-10 is classes 2k, 2k+1 relabelled 0, 1, in the files' order, normalised as torchvision."""
+    data, _, _ = cifar.get(data_dir, seed=0, fixed_order=True, pc_valid=0)
+    ds = datasets.CIFAR10(str(data_dir), train=False, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(cifar.MEAN, cifar.STD)]))
+    expected = [(x, y) for x, y in ds if y // 2 == 3]
+    task = data[3]['test']
+    assert torch.equal(task['x'], torch.stack([x for x, _ in expected]))  # bitwise: the cache is faithful
+    assert task['y'].tolist() == [y % 2 for _, y in expected]
+
+
+def test_validation_split_is_seeded(data_dir):
+    a, _, _ = cifar.get(data_dir, seed=3, fixed_order=True)
+    b, _, _ = cifar.get(data_dir, seed=3, fixed_order=True)
+    c, _, _ = cifar.get(data_dir, seed=4, fixed_order=True)
+    assert torch.equal(a[0]['valid']['x'], b[0]['valid']['x'])
+    assert not torch.equal(a[0]['valid']['x'], c[0]['valid']['x'])
+    # Seed 3 shuffles task 0's 40 images as sklearn.utils.shuffle(np.arange(40), random_state=3): 4 held out
+    full, _, _ = cifar.get(data_dir, seed=3, fixed_order=True, pc_valid=0)
+    held_out = _common.permutation(40, 3)[:4]
+    assert torch.equal(a[0]['valid']['x'], full[0]['train']['x'][held_out])
+
+
+def test_mnist2(data_dir):
+    data, taskcla, inputsize = mnist2.get(data_dir, seed=0)
+    assert inputsize == [1, 28, 28] and taskcla == [(0, 5), (1, 5)]
+    assert [task['name'] for task in data] == ['mnist-0-4', 'mnist-5-9']
+    ds = datasets.MNIST(str(data_dir), train=True, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
+    expected = [(x, y) for x, y in ds if y >= 5]
+    assert torch.equal(data[1]['train']['x'], torch.stack([x for x, _ in expected]))
+    assert data[1]['train']['y'].tolist() == [y - 5 for _, y in expected]
+    # The original validates on a copy of the training set; --pc-valid holds out a real split instead
+    assert torch.equal(data[0]['valid']['x'], data[0]['train']['x'])
+    held, _, _ = mnist2.get(data_dir, seed=0, pc_valid=0.2)
+    assert held[0]['valid']['x'].shape[0] == 40 and held[0]['train']['x'].shape[0] == 160
+
+
+def test_pmnist_permutations(data_dir):
+    data, taskcla, _ = pmnist.get(data_dir, seed=0)
+    assert taskcla == [(t, 10) for t in range(10)]
+    base, _, _ = mnist2.get(data_dir, seed=0)
+    mnist = _common.mnist_normalised(data_dir, 'pmnist')
+    # Seed 0's first task is permutation 2, built as sklearn.utils.shuffle(pixels, random_state=2*100+0)
+    perm = pmnist.pixel_permutation(2)
+    assert perm[:8].tolist() == [92, 516, 39, 376, 634, 650, 731, 261]
+    assert torch.equal(data[0]['train']['x'].flatten(1), mnist['train_x'].flatten(1)[:, perm])
+    assert torch.equal(data[0]['train']['y'], mnist['train_y'])
+    # Another seed reorders the same ten permutations: seed 3's order is 5, 4, 1, ...; permutation 8 sat at
+    # position 1 of seed 0's order, so it is shuffle(pixels, random_state=8*100+1)
+    other, _, _ = pmnist.get(data_dir, seed=3)
+    assert torch.equal(other[2]['test']['x'], pmnist.get(data_dir, seed=0)[0][4]['test']['x'])  # permutation 1
+    assert pmnist.pixel_permutation(8)[:8].tolist() == [693, 65, 276, 673, 424, 169, 155, 773]
+    assert len({tuple(pmnist.pixel_permutation(r)[:20]) for r in range(10)}) == 10
+
+
+def test_cache_is_reused_then_rebuilt_when_sources_change_or_it_is_corrupt(fresh_data_dir):
+    cache = fresh_data_dir / 'binary_mnist2' / 'data.pt'
+    first, _, _ = mnist2.get(fresh_data_dir)
+    assert cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+
+    mnist2.get(fresh_data_dir)
+    assert cache.stat().st_mtime_ns == stamp  # reused
+
+    fixtures.write_mnist(fresh_data_dir, train_per_class=30)  # new source files: rebuilt
+    changed, _, _ = mnist2.get(fresh_data_dir)
+    assert changed[0]['train']['x'].shape[0] == 150 and cache.stat().st_mtime_ns != stamp
+
+    cache.write_bytes(b'not a torch file')  # corrupt: rebuilt
+    again, _, _ = mnist2.get(fresh_data_dir)
+    assert torch.equal(again[0]['train']['x'], changed[0]['train']['x'])
+
+    # Raw data deleted to save space: the cache alone is enough
+    for f in (fresh_data_dir / 'MNIST' / 'raw').iterdir():
+        f.unlink()
+    alone, _, _ = mnist2.get(fresh_data_dir)
+    assert torch.equal(alone[1]['test']['x'], changed[1]['test']['x'])
+
+
+def test_cache_format_change_rebuilds(fresh_data_dir, monkeypatch):
+    mnist2.get(fresh_data_dir)
+    cache = fresh_data_dir / 'binary_mnist2' / 'data.pt'
+    stamp = cache.stat().st_mtime_ns
+    monkeypatch.setattr(_common, 'CACHE_FORMAT', _common.CACHE_FORMAT + 1)
+    mnist2.get(fresh_data_dir)
+    assert cache.stat().st_mtime_ns != stamp
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every download fails at once, as on a machine without internet (a proxy on a closed local port)."""
+    for var in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'):
+        monkeypatch.setenv(var, 'http://127.0.0.1:9')
+    for var in ('no_proxy', 'NO_PROXY'):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_missing_data_names_the_files_and_folder(tmp_path, offline):
+    with pytest.raises(UserError) as e:
+        cifar.get(tmp_path)
+    message = str(e.value)
+    assert str(tmp_path / 'cifar-10-batches-py') in message and 'data_batch_1' in message
+    assert 'cifar-10-python.tar.gz' in message and '\n' not in message
+    with pytest.raises(UserError) as e:
+        mnist2.get(tmp_path)
+    assert str(tmp_path / 'MNIST' / 'raw') in str(e.value) and 'train-images-idx3-ubyte' in str(e.value)
+
+
+def test_corrupt_data_is_a_clear_error(fresh_data_dir, offline):
+    raw = fresh_data_dir / 'MNIST' / 'raw' / 'train-images-idx3-ubyte'
+    raw.write_bytes(raw.read_bytes()[:1000])  # truncated
+    with pytest.raises(UserError, match='MNIST is missing or corrupt'):
+        mnist2.get(fresh_data_dir)
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_2'
+    batch.write_bytes(batch.read_bytes()[:-10])  # fails its checksum; the download to replace it fails
+    with pytest.raises(UserError, match='CIFAR10 is missing or corrupt'):
+        cifar.get(fresh_data_dir)
+
+
+def test_normalise_matches_torchvision_bitwise():
+    images = torch.from_numpy(np.random.RandomState(0).randint(0, 256, (5, 3, 8, 8)).astype(np.uint8))
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(cifar.MEAN, cifar.STD)])
+    expected = torch.stack([tf(img.permute(1, 2, 0).numpy()) for img in images])
+    assert torch.equal(_common.normalise(images, cifar.MEAN, cifar.STD), expected)
+
+
+def test_cache_write_failure_is_not_fatal(fresh_data_dir, capsys):
+    (fresh_data_dir / 'binary_mnist2').write_text('a file where the cache folder should be')
+    data, _, _ = mnist2.get(fresh_data_dir)
+    assert data[0]['train']['x'].shape[0] == 200
+    assert 'could not write the data cache' in capsys.readouterr().out
+
+
+def test_task_order_fixed():
+    assert _common.task_order(10, 5, fixed_order=True) == list(range(10))
+    assert _common.task_order(10, 5, fixed_order=False) == [9, 5, 2, 4, 7, 1, 0, 8, 6, 3]  # sklearn, seed 5

@@ -1,0 +1,169 @@
+"""HAT's mechanics pinned by hand-computed values, and its guarantee: what task 0 claimed does not move."""
+import argparse
+import math
+
+import pytest
+import torch
+
+import utils
+from approaches import hat, sgd
+from networks import alexnet_hat, mlp, mlp_hat
+
+
+def make_args(appr_cls, **overrides):
+    """The Namespace run.py would give the approach, with its declared defaults."""
+    parser = argparse.ArgumentParser()
+    appr_cls.add_arguments(parser)
+    args = parser.parse_args([])
+    for k, v in {**dict(nepochs=1, batch_size=8, lr=0.05), **overrides}.items():
+        setattr(args, k, v)
+    return args
+
+
+def make_hat(net, **overrides):
+    return hat.Appr(net, make_args(hat.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+
+
+def test_defaults_are_the_papers():
+    args = make_args(hat.Appr)
+    assert (args.lamb, args.smax, args.clipgrad, args.thres_cosh, args.thres_emb) == (0.75, 400, 10000, 50, 6)
+    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    assert hat.Appr.parameter_names == ('lamb', 'smax')
+
+
+def test_s_schedule():
+    appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 2)]))
+    x = torch.randn(2, 1, 28, 28)
+    for (i, n), expected in [((0, 64), 1 / 400), ((32, 64), 200.00125), ((48, 64), 300.000625), ((640, 1000), 256.0009)]:
+        appr.forward(0, x, position=(i, n))
+        assert appr.s == pytest.approx(expected, rel=1e-12)
+    appr.forward(0, x)  # evaluation
+    assert appr.s == 400
+
+
+def test_regulariser():
+    appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 2)]))
+    masks = [torch.tensor([[0.2, 0.8]]), torch.tensor([[1.0, 0.0, 0.5]])]
+    assert appr.regulariser(masks).item() == pytest.approx(2.5 / 5)  # first task: sum(a) / units
+    appr.mask_pre = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.0, 1.0]])]
+    # sum(a * (1 - a_pre)) = 0.2*0 + 0.8*1 + 1*0.5 + 0*1 + 0.5*0 = 1.3; sum(1 - a_pre) = 1 + 1.5 = 2.5
+    assert appr.regulariser(masks).item() == pytest.approx(1.3 / 2.5)
+
+
+def test_criterion_adds_c_times_regulariser():
+    appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 3)]), lamb=2.0)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
+    outputs = appr.forward(0, x)
+    ce = torch.nn.functional.cross_entropy(outputs[0], y)
+    assert appr.criterion(0, outputs, y).item() == pytest.approx((ce + 2.0 * appr.reg).item(), rel=1e-6)
+
+
+def test_embedding_gradient_compensation():
+    net = mlp_hat.Net([1, 28, 28], [(0, 2), (1, 2)])
+    appr = make_hat(net, smax=400)
+    values = [0.0, 1.0, -0.01, 0.3]
+    with torch.no_grad():
+        net.efc1.weight[0, :4] = torch.tensor(values)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    appr.s = 20.0
+    appr.post_backward(0)
+    for e, g in zip(values, net.efc1.weight.grad[0, :4].tolist()):
+        expected = 400 / 20 * (math.cosh(max(-50, min(50, 20 * e))) + 1) / (math.cosh(e) + 1)
+        assert g == pytest.approx(expected, rel=1e-5)
+    appr.s = 400.0  # s * e = 400 is clamped to 50 inside cosh
+    net.efc1.weight.grad.fill_(1)
+    appr.post_backward(0)
+    assert net.efc1.weight.grad[0, 1].item() == pytest.approx((math.cosh(50) + 1) / (math.cosh(1) + 1), rel=1e-5)
+
+
+def test_embeddings_clamped_after_step():
+    net = mlp_hat.Net([1, 28, 28], [(0, 2)])
+    appr = make_hat(net)
+    with torch.no_grad():
+        net.efc2.weight[0, :3] = torch.tensor([7.0, -9.0, 5.0])
+    appr.post_step(0)
+    assert net.efc2.weight[0, :3].tolist() == [6.0, -6.0, 5.0]
+
+
+def test_mask_accumulation_and_gradient_masks():
+    net = alexnet_hat.Net([3, 32, 32], [(0, 2), (1, 2)])
+    appr = make_hat(net)
+    with torch.no_grad():
+        for emb in net.embeddings():
+            emb.weight.copy_(torch.randn_like(emb.weight))
+    appr.post_train(0, None)
+    first = [m.clone() for m in appr.mask_pre]
+    appr.post_train(1, None)
+    for acc, m0, m1 in zip(appr.mask_pre, first, net.mask(1, s=400)):
+        assert torch.equal(acc, torch.max(m0, m1))
+    for name, p in net.named_parameters():
+        view = net.get_view_for(name, appr.mask_pre)
+        assert (name in appr.mask_back) == (view is not None)
+        if view is not None:
+            assert torch.equal(appr.mask_back[name], 1 - view)
+    # The multipliers are applied to gradients from the second task on
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    appr.s = 400.0
+    appr.post_backward(1)
+    assert torch.equal(net.fc1.weight.grad, appr.mask_back['fc1.weight'])
+    assert torch.equal(net.last[0].weight.grad, torch.ones_like(net.last[0].weight))
+
+
+def two_task_data(seed=0, n=96):
+    """Two random 3-class tasks on MNIST-shaped inputs, learnable by memorisation."""
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(2):
+        x = torch.randn(n, 1, 28, 28, generator=g)
+        y = torch.randint(0, 3, (n,), generator=g)
+        tasks.append({'name': f't{t}', 'ncla': 3, 'train': {'x': x, 'y': y}, 'valid': {'x': x, 'y': y},
+                      'test': {'x': x, 'y': y}})
+    return tasks
+
+
+def test_parameters_claimed_by_task0_do_not_move():
+    utils.seed_everything(0)
+    data = two_task_data()
+    net = mlp_hat.Net([1, 28, 28], [(0, 3), (1, 3)])
+    appr = make_hat(net, nepochs=3)
+    appr.train(0, data)
+    before = utils.get_model(net)
+    claimed = {name: m == 0 for name, m in appr.mask_back.items()}  # gradient multiplier 0: fully claimed by task 0
+    appr.train(1, data)
+    frozen_count = 0
+    for name, p in net.named_parameters():
+        if name in claimed:
+            frozen = claimed[name]
+            frozen_count += int(frozen.sum())
+            assert torch.equal(p.detach()[frozen], before[name][frozen]), name
+            assert not torch.equal(p.detach(), before[name]), name  # the free part did learn
+    assert frozen_count > 1000
+    assert torch.equal(net.efc1.weight[0], before['efc1.weight'][0])  # task 0's gates too
+
+
+def task0_output_change(appr, net, data, forward):
+    """Largest change of task 0's test logits (eval mode) from after task 0 to after task 1."""
+    x = data[0]['test']['x']
+    outputs = []
+    for t in (0, 1):
+        appr.train(t, data)
+        net.eval()
+        with torch.no_grad():
+            outputs.append(forward(x))
+    return (outputs[1] - outputs[0]).abs().max().item()
+
+
+def test_hat_keeps_task0_outputs_sgd_does_not():
+    utils.seed_everything(0)
+    data = two_task_data()
+    hnet = mlp_hat.Net([1, 28, 28], [(0, 3), (1, 3)])
+    happr = make_hat(hnet, nepochs=3)
+    hat_change = task0_output_change(happr, hnet, data, lambda x: hnet(0, x, s=400)[0][0])
+    utils.seed_everything(0)
+    snet = mlp.Net([1, 28, 28], [(0, 3), (1, 3)])
+    sappr = sgd.Appr(snet, make_args(sgd.Appr, nepochs=3), torch.device('cpu'), utils.EpochLog(None))
+    sgd_change = task0_output_change(sappr, snet, data, lambda x: snet(x)[0])
+    assert sgd_change > 0.3
+    assert hat_change < 0.02 * sgd_change

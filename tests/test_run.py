@@ -1,0 +1,158 @@
+"""run.py end to end on the tiny data: every approach on every experiment, result files, reproducibility, bad input."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import run
+import utils
+from conftest import ROOT
+
+APPROACHES = utils.module_choices('approaches')
+EXPERIMENTS = utils.module_choices('dataloaders')
+# The tiny data sets are learnable: a trained approach's mean diagonal must beat chance by this much
+MARGIN = 0.2
+
+
+def run_main(data_dir, tmp_path, *argv):
+    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
+                     '--logs-dir', str(tmp_path / 'logs'), '--device', 'cpu', *argv])
+
+
+def test_module_choices():
+    assert APPROACHES == ['hat', 'joint', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
+    assert EXPERIMENTS == ['cifar', 'mnist2', 'pmnist']
+    assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'mlp', 'mlp_hat']
+
+
+@pytest.mark.parametrize('experiment', EXPERIMENTS)
+@pytest.mark.parametrize('approach', APPROACHES)
+def test_every_approach_on_every_experiment(data_dir, tmp_path, approach, experiment):
+    results = run_main(data_dir, tmp_path, '--experiment', experiment, '--approach', approach,
+                       '--nepochs', '4', '--batch-size', '8', '--seed', '1')
+    acc, taskcla = results['acc'], results['taskcla']
+    n = len(taskcla)
+    assert acc.shape == (n, n) and results['tasks_done'] == n
+    assert np.all(np.triu(acc, 1) == 0) and np.all((acc >= 0) & (acc <= 1))
+    chance = np.mean([1 / ncla for _, ncla in taskcla])
+    if approach != 'random':
+        assert np.mean(np.diag(acc)) > chance + MARGIN, np.diag(acc)
+
+    out = tmp_path / 'res' / f'{experiment}_{approach}_1.txt'
+    np.testing.assert_array_equal(np.loadtxt(out, ndmin=2), np.round(acc, 4))
+    with open(out.with_suffix('.pkl'), 'rb') as f:
+        saved = pickle.load(f)
+    np.testing.assert_array_equal(saved['acc'], acc)
+    assert saved['taskcla'] == taskcla and len(saved['task_names']) == n
+    assert saved['args']['approach'] == approach and saved['args']['nepochs'] == 4
+    assert len(saved['seconds_per_task']) == n and saved['lss'].shape == (n, n)
+
+    log = tmp_path / 'logs' / f'{experiment}_{approach}_1.jsonl'
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    if approach == 'random':
+        assert records == []
+    else:
+        assert {r['task'] for r in records} == set(range(n))
+        assert {'epoch', 'lr', 'train_loss', 'train_acc', 'valid_loss', 'valid_acc'} <= set(records[0])
+        assert ('train_reg' in records[0]) == (approach == 'hat')
+
+
+def test_same_seed_same_matrices(data_dir, tmp_path):
+    argv = ('--experiment', 'mnist2', '--approach', 'hat', '--nepochs', '2', '--batch-size', '16')
+    a = run_main(data_dir, tmp_path / 'a', *argv)
+    b = run_main(data_dir, tmp_path / 'b', *argv)
+    assert np.array_equal(a['acc'], b['acc']) and np.array_equal(a['lss'], b['lss'])
+    c = run_main(data_dir, tmp_path / 'c', *argv, '--seed', '5')
+    assert not np.array_equal(a['lss'], c['lss'])
+
+
+def test_named_flags_and_legacy_parameter(data_dir, tmp_path):
+    argv = ('--experiment', 'mnist2', '--approach', 'hat', '--dry-run')
+    named = run_main(data_dir, tmp_path / 'a', *argv, '--lamb', '1.5', '--smax', '50')
+    legacy = run_main(data_dir, tmp_path / 'b', *argv, '--parameter', '1.5,50')
+    assert named['args']['lamb'] == legacy['args']['lamb'] == 1.5
+    assert named['args']['smax'] == legacy['args']['smax'] == 50
+    assert np.array_equal(named['lss'], legacy['lss'])
+
+
+def test_dry_run(data_dir, tmp_path, capsys):
+    results = run_main(data_dir, tmp_path, '--experiment', 'cifar', '--approach', 'sgd', '--dry-run')
+    assert results['args']['nepochs'] == 1 and results['tasks_done'] == 10
+    assert (tmp_path / 'res' / 'cifar_sgd_0_dryrun.txt').is_file()
+    assert capsys.readouterr().out.count('| Epoch   1,') == 10
+
+
+def test_runs_from_root_and_from_src(data_dir, tmp_path):
+    """The command line works the same from the repository root and from src/ (paths come from the root)."""
+    env = {**os.environ, 'PYTHONPATH': ''}
+    for cwd, script in ((ROOT, 'src/run.py'), (ROOT / 'src', 'run.py')):
+        res = tmp_path / cwd.name
+        proc = subprocess.run([sys.executable, script, '--experiment', 'mnist2', '--approach', 'sgd', '--dry-run',
+                               '--data-dir', str(data_dir), '--results-dir', str(res)],
+                              cwd=cwd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert (res / 'mnist2_sgd_0_dryrun.txt').is_file()
+
+
+def cli(*argv, env=None):
+    return subprocess.run([sys.executable, str(ROOT / 'src' / 'run.py'), *argv], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
+           'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}
+
+
+@pytest.mark.parametrize('argv,fragments', [
+    (['--experiment', 'cifar', '--approach', 'nope'], ["invalid choice: 'nope'"]),
+    (['--experiment', 'svhn', '--approach', 'hat'], ["invalid choice: 'svhn'"]),
+    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'resnet'], ["invalid choice: 'resnet'"]),
+    (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,400,3'], ['takes lamb,smax']),
+    (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,big'], ["smax must be a number, got 'big'"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['approach sgd takes no values']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
+    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['needs a network with task gates']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['is for HAT approaches']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["invalid int value: 'ten'"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['--nepochs must be at least 1']),
+    (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
+])
+def test_bad_command_lines(tmp_path, argv, fragments):
+    proc = cli(*argv, '--results-dir', str(tmp_path / 'res'))
+    assert_one_line_error(proc, *fragments)
+    assert not (tmp_path / 'res').exists()
+
+
+def test_missing_data_offline(tmp_path):
+    proc = cli('--experiment', 'cifar', '--approach', 'hat', '--data-dir', str(tmp_path / 'empty'),
+               '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    assert_one_line_error(proc, 'CIFAR10 is missing', str(tmp_path / 'empty' / 'cifar-10-batches-py'),
+                          'data_batch_1')
+    assert list((tmp_path / 'res').iterdir()) == []  # no results written
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    proc = cli('--experiment', 'mnist2', '--approach', 'sgd', '--output', str(blocker / 'out.txt'))
+    assert_one_line_error(proc, 'cannot write results to', str(blocker))
+
+
+@pytest.mark.skipif(utils.torch.cuda.is_available(), reason='checks the message on a machine without CUDA')
+def test_cuda_requested_without_cuda(data_dir, tmp_path):
+    proc = cli('--experiment', 'mnist2', '--approach', 'sgd', '--device', 'cuda', '--data-dir', str(data_dir),
+               '--results-dir', str(tmp_path))
+    assert_one_line_error(proc, 'CUDA is not available')
