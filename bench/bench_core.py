@@ -123,8 +123,10 @@ def time_matmul(a: torch.Tensor, reps: int = 3) -> float:
     return statistics.median(times)
 
 
-def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, top: int = 10) -> None:
-    """Print the ops with the most self CPU time over a few training steps (step_s: the timed median, to compare)."""
+def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, flops: int, matmul: float,
+                      top: int = 10) -> None:
+    """Print the ops with the most self CPU time over a few training steps, and the FLOP rate of the counted
+    kernels alone (step_s: the timed seconds per step; flops: per step; matmul: the reference FLOP/s)."""
     clock = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         appr.train_epoch(TRAIN_TASK, x, y)
@@ -132,7 +134,7 @@ def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, top
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     steps = x.size(0) // appr.sbatch
-    # The kernels FlopCounterMode counts; everything else is memory-bound work that adds time but no FLOPs
+    # The kernels that do what FlopCounterMode counts; every other op adds time but no counted FLOPs
     dense = sum(e.self_cpu_time_total for e in events
                 if e.key in ('aten::mm', 'aten::addmm', 'aten::mkldnn_convolution', 'aten::convolution_backward'))
     # Load that comes and goes on a shared machine distorts a trace: its step time shows whether it was typical
@@ -143,9 +145,11 @@ def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, top
     for e in events[:top]:
         print(f'  {e.key:45s} {e.count / steps:10.1f} {e.self_cpu_time_total / 1e3 / steps:9.1f} '
               f'{100 * e.self_cpu_time_total / total:6.1f}%')
+    dense_rate = flops * steps / (dense / 1e6)
     print(f'  share in the FLOP-counted kernels (mm, addmm, mkldnn_convolution, convolution_backward): '
-          f'{100 * dense / total:.1f}%; the rest (dropout masks, gate and gradient-mask multiplications, ReLU, '
-          f'pooling, clipping, SGD) is elementwise')
+          f'{100 * dense / total:.1f}%, where they run at {dense_rate / 1e9:.1f} GFLOP/s = '
+          f'{100 * dense_rate / matmul:.1f}% of the matmul rate; the rest (dropout\'s random masks, gate and '
+          f'gradient-mask multiplications, ReLU, pooling, clipping, SGD) does no counted FLOPs')
 
 
 def bench_train(args: argparse.Namespace) -> None:
@@ -193,7 +197,8 @@ def bench_train(args: argparse.Namespace) -> None:
     print(f'  fraction of matmul rate   {100 * achieved / matmul:9.1f}%   (median of per-repeat fractions: '
           f'{100 * statistics.median(fractions):.1f}%, range {100 * min(fractions):.1f}..'
           f'{100 * max(fractions):.1f}%)')
-    profile_breakdown(appr, x[:batch * args.profile_steps], y[:batch * args.profile_steps], step_s)
+    profile_breakdown(appr, x[:batch * args.profile_steps], y[:batch * args.profile_steps], step_s, flops,
+                      matmul)
 
 
 ########################################################################################################################

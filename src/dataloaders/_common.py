@@ -30,7 +30,7 @@ def task_order(ntasks: int, seed: int, fixed_order: bool) -> list[int]:
 
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32, bitwise as torchvision's ToTensor() then Normalize(mean, std) per image."""
-    x = images.to(torch.float32).div(255)
+    x = images.to(torch.float32).div_(255)
     m = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return x.sub_(m).div_(s)
