@@ -17,12 +17,12 @@ def test_cifar_tasks_order_and_splits(data_dir):
     assert [task['name'] for task in data] == [f'cifar10-{i}' if i < 5 else f'cifar100-{i - 5}' for i in order]
     assert taskcla == [(t, 2 if i < 5 else 20) for t, i in enumerate(order)]
     for task, i in zip(data, order):
-        ntrain = 40 if i < 5 else 200  # fixture: 20 images per CIFAR-10 class, 10 per CIFAR-100 class
+        ntrain = 80 if i < 5 else 100  # fixture: 40 images per CIFAR-10 class, 5 per CIFAR-100 class
         assert task['valid']['x'].shape[0] == int(0.1 * ntrain)
         assert task['train']['x'].shape == (ntrain - int(0.1 * ntrain), 3, 32, 32)
         assert task['train']['x'].dtype == torch.float32 and task['train']['y'].dtype == torch.long
         assert set(task['train']['y'].tolist()) <= set(range(task['ncla']))
-        assert task['test']['x'].shape[0] == (12 if i < 5 else 60)
+        assert task['test']['x'].shape[0] == (20 if i < 5 else 60)
 
 
 def test_cifar_task_holds_its_classes_in_file_order(data_dir):
@@ -42,9 +42,9 @@ def test_validation_split_is_seeded(data_dir):
     c, _, _ = cifar.get(data_dir, seed=4, fixed_order=True)
     assert torch.equal(a[0]['valid']['x'], b[0]['valid']['x'])
     assert not torch.equal(a[0]['valid']['x'], c[0]['valid']['x'])
-    # Seed 3 shuffles task 0's 40 images as sklearn.utils.shuffle(np.arange(40), random_state=3): 4 held out
+    # Seed 3 shuffles task 0's 80 images as sklearn.utils.shuffle(np.arange(80), random_state=3): 8 held out
     full, _, _ = cifar.get(data_dir, seed=3, fixed_order=True, pc_valid=0)
-    held_out = _common.permutation(40, 3)[:4]
+    held_out = _common.permutation(80, 3)[:8]
     assert torch.equal(a[0]['valid']['x'], full[0]['train']['x'][held_out])
 
 

@@ -16,6 +16,10 @@ APPROACHES = utils.module_choices('approaches')
 EXPERIMENTS = utils.module_choices('dataloaders')
 # The tiny data sets are learnable: a trained approach's mean diagonal must beat chance by this much
 MARGIN = 0.2
+# A few batches per task, enough to learn the tiny data (the AlexNet tasks need more, larger steps)
+SHORT_RUN = {'mnist2': ['--nepochs', '3', '--batch-size', '16'],
+             'pmnist': ['--nepochs', '2', '--batch-size', '32'],
+             'cifar': ['--nepochs', '4', '--batch-size', '8', '--lr', '0.1']}
 
 
 def run_main(data_dir, tmp_path, *argv):
@@ -32,8 +36,8 @@ def test_module_choices():
 @pytest.mark.parametrize('experiment', EXPERIMENTS)
 @pytest.mark.parametrize('approach', APPROACHES)
 def test_every_approach_on_every_experiment(data_dir, tmp_path, approach, experiment):
-    results = run_main(data_dir, tmp_path, '--experiment', experiment, '--approach', approach,
-                       '--nepochs', '4', '--batch-size', '8', '--seed', '1')
+    results = run_main(data_dir, tmp_path, '--experiment', experiment, '--approach', approach, '--seed', '1',
+                       *SHORT_RUN[experiment])
     acc, taskcla = results['acc'], results['taskcla']
     n = len(taskcla)
     assert acc.shape == (n, n) and results['tasks_done'] == n
@@ -43,12 +47,12 @@ def test_every_approach_on_every_experiment(data_dir, tmp_path, approach, experi
         assert np.mean(np.diag(acc)) > chance + MARGIN, np.diag(acc)
 
     out = tmp_path / 'res' / f'{experiment}_{approach}_1.txt'
-    np.testing.assert_array_equal(np.loadtxt(out, ndmin=2), np.round(acc, 4))
+    np.testing.assert_allclose(np.loadtxt(out, ndmin=2), acc, rtol=0, atol=5.1e-5)  # '%.4f'
     with open(out.with_suffix('.pkl'), 'rb') as f:
         saved = pickle.load(f)
     np.testing.assert_array_equal(saved['acc'], acc)
     assert saved['taskcla'] == taskcla and len(saved['task_names']) == n
-    assert saved['args']['approach'] == approach and saved['args']['nepochs'] == 4
+    assert saved['args']['approach'] == approach and saved['args']['seed'] == 1
     assert len(saved['seconds_per_task']) == n and saved['lss'].shape == (n, n)
 
     log = tmp_path / 'logs' / f'{experiment}_{approach}_1.jsonl'
