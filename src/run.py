@@ -53,7 +53,7 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
 
 
 def parse_args(argv: list[str] | None):
-    """Parse the common flags, then the chosen approach's; return (args, approach module, network module)."""
+    """Parse the common flags and the chosen approach's; return args and the experiment, approach, network modules."""
     experiments, approaches = utils.module_choices('dataloaders'), utils.module_choices('approaches')
     parser = build_parser(experiments, approaches)
     # A first look at --approach alone, so that its flags are declared (and shown by --help) before parsing
@@ -72,12 +72,11 @@ def parse_args(argv: list[str] | None):
     network_name = args.network or experiment.DEFAULT_NETWORK + (
         '_' + approach.Appr.network_variant if approach.Appr.network_variant else '')
     network = utils.load_module('networks', network_name)
-    if approach.Appr.network_variant == 'hat' and not hasattr(network.Net, 'mask'):
-        raise utils.UserError(f"approach {args.approach} needs a network with task gates (mlp_hat, alexnet_hat), "
-                              f"not {network_name}")
-    if approach.Appr.network_variant is None and hasattr(network.Net, 'mask'):
-        raise utils.UserError(f'network {network_name} is for HAT approaches; approach {args.approach} '
-                              f'needs a plain network (mlp, alexnet)')
+    variant = approach.Appr.network_variant
+    if network.VARIANT != variant:
+        fitting = [n for n in utils.module_choices('networks') if utils.load_module('networks', n).VARIANT == variant]
+        raise utils.UserError(f"approach {args.approach} needs a {variant or 'plain'} network "
+                              f"({', '.join(fitting)}), not {network_name}")
     args.network = network_name
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''

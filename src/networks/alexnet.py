@@ -4,6 +4,8 @@ import torch
 
 from utils import compute_conv_output_size
 
+VARIANT = None  # the approaches it serves: their Appr.network_variant
+
 
 def conv_stack(inputsize) -> tuple[list[torch.nn.Conv2d], int]:
     """The three convolutions and the spatial size of their pooled output, from the input size (C, H, W)."""

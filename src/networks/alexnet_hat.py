@@ -5,6 +5,8 @@ import torch
 from networks._hat import HatNet
 from networks.alexnet import conv_stack
 
+VARIANT = 'hat'  # the approaches it serves: their Appr.network_variant
+
 
 class Net(HatNet):
     """AlexNet-like network with one gate embedding per hidden layer and one linear head per task."""

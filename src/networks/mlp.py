@@ -1,6 +1,8 @@
 """Multilayer perceptron: 2 hidden layers of 2000 ReLU units, dropout 0.2 on the input and 0.5 on hidden layers."""
 import torch
 
+VARIANT = None  # the approaches it serves: their Appr.network_variant
+
 
 class Net(torch.nn.Module):
     """MLP with one linear head per task."""

@@ -3,6 +3,8 @@ import torch
 
 from networks._hat import HatNet
 
+VARIANT = 'hat'  # the approaches it serves: their Appr.network_variant
+
 
 class Net(HatNet):
     """MLP with one gate embedding per hidden layer and one linear head per task."""
