@@ -92,31 +92,38 @@ class Appr:
 
     def train(self, t: int, data: list[dict]) -> None:
         """Learn task t (data holds every task; approaches choose what they may see)."""
-        (x, y, task), (xv, yv, taskv) = self.training_sets(t, data)
+        train, valid = self.training_sets(t, data)
         self.pre_train(t)
+        self.fit(t, train, valid, self.nepochs)
+        self.post_train(t, data)
+
+    def fit(self, t: int, train: tuple, valid: tuple, nepochs: int) -> float:
+        """The patience loop on (x, y, task) sets as training_sets() gives them: restores the weights of the best
+        validation loss and returns that loss. t is the task being learned (for the logs)."""
+        (x, y, task), (xv, yv, taskv) = train, valid
         best_loss = math.inf
         best_model = utils.get_model(self.model)
         lr = self.lr
         patience = self.lr_patience
         self.optimizer = self._get_optimizer(lr)
-        for e in range(self.nepochs):
+        for e in range(nepochs):
             clock0 = time.time()
             self.train_epoch(task, x, y)
             self._sync()
             clock1 = time.time()
-            train = self.evaluate(task, x, y)
+            on_train = self.evaluate(task, x, y)
             clock2 = time.time()
-            valid = self.evaluate(taskv, xv, yv)
-            if not math.isfinite(train['loss']):
+            on_valid = self.evaluate(taskv, xv, yv)
+            if not math.isfinite(on_train['loss']):
                 raise utils.UserError(f'training diverged: non-finite loss at task {t}, epoch {e + 1} (lr={lr:.1e}); '
                                       f'try a smaller --lr')
             ms_train, ms_eval = (1000 * self.sbatch * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
                                                                                         (clock1, clock2)))
-            line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(train)} |'
-                    f' Valid: {_fmt(valid)} |')
-            improved = valid['loss'] < best_loss
+            line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(on_train)} |'
+                    f' Valid: {_fmt(on_valid)} |')
+            improved = on_valid['loss'] < best_loss
             if improved:
-                best_loss = valid['loss']
+                best_loss = on_valid['loss']
                 best_model = utils.get_model(self.model)
                 patience = self.lr_patience
                 line += ' *'
@@ -129,12 +136,12 @@ class Appr:
                     self.optimizer = self._get_optimizer(lr)
             print(line)
             self.log.write(task=t, epoch=e + 1, lr=lr, best=improved, seconds_train=clock1 - clock0,
-                           seconds_eval=time.time() - clock1, **{'train_' + k: v for k, v in train.items()},
-                           **{'valid_' + k: v for k, v in valid.items()})
+                           seconds_eval=time.time() - clock1, **{'train_' + k: v for k, v in on_train.items()},
+                           **{'valid_' + k: v for k, v in on_valid.items()})
             if lr < self.lr_min:
                 break
         utils.set_model_(self.model, best_model)
-        self.post_train(t, data)
+        return best_loss
 
     def train_epoch(self, task, x: torch.Tensor, y: torch.Tensor) -> None:
         """One pass over the training set in minibatches, reshuffled by numpy's global generator (as the original)."""
