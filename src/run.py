@@ -88,21 +88,16 @@ def parse_args(argv: list[str] | None):
 
 
 def apply_legacy_parameter(args, parser: argparse.ArgumentParser, appr_cls) -> None:
-    """Map the original's --parameter a,b,... onto the approach's named flags, in the original's order."""
+    """Map the original's --parameter a,b,... onto the approach's named flags (each approach knows its own form)."""
     if not args.parameter:
         return
-    values = args.parameter.split(',')
-    names = appr_cls.parameter_names
-    if len(values) > len(names):
-        expected = ','.join(names) if names else 'no values'
-        raise utils.UserError(f"--parameter '{args.parameter}': approach {args.approach} takes {expected}")
     types = {a.dest: a.type for a in parser._actions}
-    for name, value in zip(names, values):
-        try:
-            setattr(args, name, types[name](value))
-        except ValueError:
-            raise utils.UserError(f"--parameter '{args.parameter}': {name} must be a number, got '{value}'") from None
-    print('Setting parameters to', {name: getattr(args, name) for name in names[:len(values)]})
+    try:
+        settings = appr_cls.parse_parameter(args.parameter.split(','), types)
+    except ValueError as e:
+        raise utils.UserError(f"--parameter '{args.parameter}' ({args.approach}): {e}") from None
+    vars(args).update(settings)
+    print('Setting parameters to', settings)
 
 
 def print_args(args) -> None:
@@ -188,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             print('Save at', args.output)
             utils.save_txt_matrix(args.output, acc)
             utils.save_pickle(args.output.with_suffix('.pkl'), results)
+            appr.after_tests(t, results)
     finally:
         log.close()
 

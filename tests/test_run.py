@@ -126,7 +126,7 @@ OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:
     (['--experiment', 'cifar', '--approach', 'hat', '--network', 'resnet'], ["invalid choice: 'resnet'"]),
     (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,400,3'], ['takes lamb,smax']),
     (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,big'], ["smax must be a number, got 'big'"]),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['approach sgd takes no values']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['(sgd): takes no values']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
     (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_hat, mlp_hat), not alexnet']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, mlp), not alexnet_hat']),

@@ -33,6 +33,21 @@ class Appr:
         parser.add_argument('--lr-patience', type=int, default=5,
                             help='epochs without validation improvement before dividing the lr (default: %(default)s)')
 
+    @classmethod
+    def parse_parameter(cls, values: list[str], types: dict) -> dict:
+        """The named flags set by the original's --parameter a,b,...: parameter_names in order, typed as the flags;
+        a ValueError says what is wrong."""
+        names = cls.parameter_names
+        if len(values) > len(names):
+            raise ValueError(f"takes {','.join(names) if names else 'no values'}")
+        settings = {}
+        for name, value in zip(names, values):
+            try:
+                settings[name] = types[name](value)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got '{value}'") from None
+        return settings
+
     def __init__(self, model: torch.nn.Module, args, device: torch.device, log: utils.EpochLog):
         self.model = model
         self.device = device
@@ -84,8 +99,14 @@ class Appr:
     def post_step(self, t: int) -> None:
         """After the optimizer step."""
 
+    def post_epoch(self, t: int, epoch: int, on_train: dict, on_valid: dict) -> None:
+        """After each epoch's evaluation (epoch counts from 0), with evaluate()'s results on train and valid."""
+
     def post_train(self, t: int, data: list[dict]) -> None:
         """After task t's best weights are restored."""
+
+    def after_tests(self, t: int, results: dict) -> None:
+        """After task t's tests, with the results run.py has just saved (acc, lss, task_names, args...)."""
 
     ####################################################################################################################
     # The loop
@@ -135,6 +156,7 @@ class Appr:
                     patience = self.lr_patience
                     self.optimizer = self._get_optimizer(lr)
             print(line)
+            self.post_epoch(t, e, on_train, on_valid)
             self.log.write(task=t, epoch=e + 1, lr=lr, best=improved, seconds_train=clock1 - clock0,
                            seconds_eval=time.time() - clock1, **{'train_' + k: v for k, v in on_train.items()},
                            **{'valid_' + k: v for k, v in on_valid.items()})

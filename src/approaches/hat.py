@@ -7,10 +7,20 @@ The four ideas, as hooks on the shared loop:
                  embedding gradients to compensate the annealing (Eq. 4);
   post_step      clamps the embeddings to [-thres_emb, thres_emb];
   post_train     accumulates the task's attention: a_pre = max(a_pre, a_t at s = smax) (Eq. 1 and below).
+
+Options of the paper's analysis (the original's hat-test, which is this approach with --monitor on): --monitor saves
+per-epoch losses, accuracies, regularisers and masks; --emb-init uniform draws the embeddings from U(0, 2) (the
+compression experiment); --single-task trains the first task only.
 """
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from approaches import _base
+import utils
 
 
 class Appr(_base.Appr):
@@ -33,6 +43,17 @@ class Appr(_base.Appr):
                             help='clamp of s*e inside cosh in the compensation, Eq. 4 (default: %(default)s)')
         parser.add_argument('--thres-emb', type=float, default=6,
                             help='embeddings are clamped to [-thres_emb, thres_emb] (default: %(default)s)')
+        parser.add_argument('--monitor', action='store_true',
+                            help='save per-epoch losses, accuracies, regularisers and masks (the original hat-test\'s '
+                                 'logs) to --monitor-path after every task')
+        parser.add_argument('--monitor-path', type=Path,
+                            help='gzip pickle of the monitoring logs (default: <logs-dir>/<output name>_masks.pkz)')
+        parser.add_argument('--emb-init', choices=('normal', 'uniform'), default='normal',
+                            help='task embeddings drawn from N(0, 1), or U(0, 2) as in the compression experiment '
+                                 '(default: normal; for hat-test, as the original: uniform on alexnet_hat)')
+        parser.add_argument('--single-task', action='store_true',
+                            help='train the first task only (later tasks keep their initial embeddings); evaluate '
+                                 'at s = 10000 * smax, as the original\'s compression experiment')
 
     def __init__(self, model, args, device, log):
         super().__init__(model, args, device, log)
@@ -44,10 +65,22 @@ class Appr(_base.Appr):
         self.mask_back = {}  # parameter name -> 1 - its view of mask_pre: its gradient multiplier
         self.s = self.smax
         self.masks = None
+        self.single_task = args.single_task
+        if args.emb_init == 'uniform':
+            with torch.no_grad():
+                for emb in model.embeddings():
+                    emb.weight.uniform_(0, 2)
+        self.monitor_path = None
+        if args.monitor:
+            self.monitor_path = args.monitor_path or Path(args.logs_dir) / f'{Path(args.output).stem}_masks.pkz'
+            utils.ensure_writable_dir(self.monitor_path.parent, 'monitoring logs')
+        # The original hat-test's logs: per task, arrays over epochs, masks per layer (epoch -1: before training)
+        self.logs = {k: {} for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg',
+                                     'mask', 'mask_pre', 'task_name', 'test_acc', 'test_loss')}
 
     def forward(self, t, x, position=None):
         if position is None:
-            self.s = self.smax
+            self.s = self.smax * (10000 if self.single_task else 1)
         else:
             i, n = position
             self.s = (self.smax - 1 / self.smax) * i / n + 1 / self.smax  # Eq. 3, written as the original
@@ -85,6 +118,44 @@ class Appr(_base.Appr):
     def post_step(self, t: int) -> None:
         for emb in self.model.embeddings():
             emb.weight.clamp_(-self.thres_emb, self.thres_emb)
+
+    def _mask_arrays(self, t: int) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [m.cpu().numpy().astype(np.float32) for m in self.model.mask(t, s=self.smax)]
+
+    def pre_train(self, t: int) -> None:
+        if self.monitor_path is None:
+            return
+        before = self._mask_arrays(t)
+        self.logs['mask'][t] = {i: {-1: m} for i, m in enumerate(before)}
+        self.logs['mask_pre'][t] = {i: np.zeros_like(m) if self.mask_pre is None else
+                                    self.mask_pre[i].cpu().numpy().astype(np.float32) for i, m in enumerate(before)}
+        for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg'):
+            self.logs[k][t] = np.array([], dtype=np.float64)
+
+    def fit(self, t, train, valid, nepochs):
+        if self.single_task and t > 0:
+            return float('nan')
+        return super().fit(t, train, valid, nepochs)
+
+    def post_epoch(self, t: int, epoch: int, on_train: dict, on_valid: dict) -> None:
+        if self.monitor_path is None:
+            return
+        for split, result in (('train', on_train), ('valid', on_valid)):
+            for k in ('loss', 'acc', 'reg'):
+                self.logs[f'{split}_{k}'][t] = np.append(self.logs[f'{split}_{k}'][t], result[k])
+        for i, m in enumerate(self._mask_arrays(t)):
+            self.logs['mask'][t][i][epoch] = m
+
+    def after_tests(self, t: int, results: dict) -> None:
+        if self.monitor_path is None:
+            return
+        for u in range(t + 1):
+            self.logs['task_name'][u] = results['task_names'][u]
+        self.logs['test_acc'][t] = results['acc'][t].copy()
+        self.logs['test_loss'][t] = results['lss'][t].copy()
+        utils.atomic_write(self.monitor_path, lambda f: f.write(gzip.compress(
+            pickle.dumps(self.logs, protocol=pickle.HIGHEST_PROTOCOL))))
 
     @torch.no_grad()
     def post_train(self, t: int, data) -> None:
