@@ -27,6 +27,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A data folder shared by the tests that only read it (its caches are built once)."""
     root = tmp_path_factory.mktemp('dat')
     fixtures.write_mnist(root)
+    fixtures.write_mnist(root, folder='FashionMNIST')
     md5 = fixtures.write_cifar(root)
     with pytest.MonkeyPatch.context() as mp:
         register_cifar_checksums(mp, md5)

@@ -31,9 +31,10 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def write_mnist(root: Path, train_per_class: int = 40, test_per_class: int = 10) -> None:
-    """MNIST's four decompressed idx files in root/MNIST/raw, where torchvision looks for them."""
-    raw = root / 'MNIST' / 'raw'
+def write_mnist(root: Path, train_per_class: int = 40, test_per_class: int = 10, folder: str = 'MNIST') -> None:
+    """MNIST's four decompressed idx files in root/<folder>/raw, where torchvision looks for them (the folder is
+    the torchvision class name: MNIST, or FashionMNIST for the same format)."""
+    raw = root / folder / 'raw'
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, per_class, seed in (('train', train_per_class, 1), ('t10k', test_per_class, 2)):
         labels = balanced_labels(10, per_class, seed)

@@ -5,7 +5,7 @@ import torch
 from torchvision import datasets, transforms
 
 import fixtures
-from dataloaders import _common, cifar, mnist2, pmnist
+from dataloaders import _common, cifar, mnist2, pmnist, split_fmnist, split_mnist
 from utils import UserError
 
 
@@ -79,6 +79,23 @@ def test_pmnist_permutations(data_dir):
     assert torch.equal(other[2]['test']['x'], pmnist.get(data_dir, seed=0)[0][4]['test']['x'])  # permutation 1
     assert pmnist.pixel_permutation(8)[:8].tolist() == [693, 65, 276, 673, 424, 169, 155, 773]
     assert len({tuple(pmnist.pixel_permutation(r)[:20]) for r in range(10)}) == 10
+
+
+@pytest.mark.parametrize('loader,folder,prefix,mean,std', [
+    (split_mnist, 'MNIST', 'mnist', (0.1307,), (0.3081,)),
+    (split_fmnist, 'FashionMNIST', 'fmnist', (0.2860,), (0.3530,))])
+def test_split_benchmarks(data_dir, loader, folder, prefix, mean, std):
+    data, taskcla, inputsize = loader.get(data_dir, seed=0)
+    assert inputsize == [1, 28, 28] and taskcla == [(t, 2) for t in range(5)]
+    order = [2, 0, 1, 3, 4]  # sklearn.utils.shuffle(np.arange(5), random_state=0)
+    assert [task['name'] for task in data] == [f'{prefix}-{2 * k}-{2 * k + 1}' for k in order]
+    source = getattr(datasets, folder)(str(data_dir), train=False, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(mean, std)]))
+    expected = [(x, y) for x, y in source if y in (4, 5)]
+    assert torch.equal(data[0]['test']['x'], torch.stack([x for x, _ in expected]))
+    assert data[0]['test']['y'].tolist() == [y - 4 for _, y in expected]
+    # 10% of each task's 80 training images held out, seeded
+    assert data[0]['valid']['x'].shape[0] == 8 and data[0]['train']['x'].shape[0] == 72
 
 
 def test_cache_is_reused_then_rebuilt_when_sources_change_or_it_is_corrupt(fresh_data_dir):

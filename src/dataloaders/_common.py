@@ -164,17 +164,33 @@ def cached(cache_dir: Path, sources: list[Path], build, extra: dict | None = Non
     return tensors
 
 
-def mnist_normalised(data_dir: Path, experiment: str, mean=(0.1307,), std=(0.3081,)) -> dict:
-    """MNIST train/test as normalised float tensors, cached in dat/binary_<experiment>/."""
+def mnist_normalised(data_dir: Path, experiment: str, mean=(0.1307,), std=(0.3081,), source: str = 'MNIST') -> dict:
+    """MNIST (or another torchvision data set of its family, e.g. FashionMNIST) train/test as normalised float
+    tensors, cached in dat/binary_<experiment>/."""
     from torchvision import datasets
+    dataset_cls = getattr(datasets, source)
 
     def build():
         out = {}
         for split in ('train', 'test'):
-            ds = load_torchvision(datasets.MNIST, data_dir, train=split == 'train')
+            ds = load_torchvision(dataset_cls, data_dir, train=split == 'train')
             out[split + '_x'] = normalise(as_uint8_nchw(ds), mean, std)
             out[split + '_y'] = as_labels(ds)
         return out
 
-    return cached(data_dir / f'binary_{experiment}', source_files(datasets.MNIST, data_dir), build,
+    return cached(data_dir / f'binary_{experiment}', source_files(dataset_cls, data_dir), build,
                   extra={'mean': list(mean), 'std': list(std)})
+
+
+def split_in_pairs(tensors: dict, prefix: str, seed: int, fixed_order: bool, pc_valid: float) -> list[dict]:
+    """Five tasks of two classes (0-1, 2-3, ..., 8-9, labelled 0-1 in each), in a seed-shuffled order."""
+    data = []
+    for k in task_order(5, seed, fixed_order):
+        task = {'name': f'{prefix}-{2 * k}-{2 * k + 1}', 'ncla': 2}
+        for split in ('train', 'test'):
+            x, y = tensors[split + '_x'], tensors[split + '_y']
+            keep = y // 2 == k
+            task[split] = {'x': x[keep], 'y': y[keep] - 2 * k}
+        data.append(task)
+    split_valid(data, seed, pc_valid)
+    return data
