@@ -1,0 +1,92 @@
+"""Every approach on real data: split Fashion-MNIST (5 tasks of 2 classes, MLP), a few epochs, several seeds.
+
+Prints, per approach, the average accuracy after the last task (ACC) and the backward transfer (BWT: the mean change
+of each earlier task's accuracy from just after learning it to the end; negative = forgetting), mean +- std over
+seeds. The real images come from Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist),
+copied into <data-dir>/FashionMNIST/raw/ where torchvision looks for them.
+
+    python bench/bench_baselines.py                                   (all approaches, seeds 0 1, 3 epochs)
+    python bench/bench_baselines.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
+"""
+import argparse
+import contextlib
+import gzip
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'src'))
+
+import run  # noqa: E402
+import utils  # noqa: E402
+
+DEBIAN_FMNIST = Path('/usr/share/datasets/fashion-mnist')
+FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+# Pathnet trains nepochs // generations epochs per generation: with a few epochs it needs fewer generations to train
+# at all (the paper's 20 generations need nepochs >= 20)
+EXTRA = {'pathnet': lambda nepochs: ['--generations', str(nepochs)]}
+
+
+def prepare_data(data_dir: Path) -> None:
+    """Put the Debian package's Fashion-MNIST, decompressed, where torchvision reads it."""
+    raw = data_dir / 'FashionMNIST' / 'raw'
+    if all((raw / f).is_file() for f in FILES):
+        return
+    if not all((DEBIAN_FMNIST / (f + '.gz')).is_file() for f in FILES):
+        sys.exit(f'error: Fashion-MNIST not found in {raw} nor in {DEBIAN_FMNIST}; '
+                 f'apt-get install dataset-fashion-mnist, or put {", ".join(FILES)} in {raw}')
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        with gzip.open(DEBIAN_FMNIST / (f + '.gz'), 'rb') as src, open(raw / f, 'wb') as dst:
+            shutil.copyfileobj(src, dst)
+
+
+def acc_and_bwt(acc: np.ndarray) -> tuple[float, float]:
+    """Average accuracy after the last task, and backward transfer."""
+    last = acc.shape[0] - 1
+    bwt = np.mean([acc[last, u] - acc[u, u] for u in range(last)])
+    return float(np.mean(acc[last])), float(bwt)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--approaches', default=','.join(utils.module_choices('approaches')))
+    p.add_argument('--seeds', default='0,1')
+    p.add_argument('--nepochs', type=int, default=3)
+    p.add_argument('--data-dir', type=Path, default=utils.DATA_DIR)
+    p.add_argument('--out-dir', type=Path, default=utils.RESULTS_DIR / 'bench_baselines',
+                   help='results and each run\'s full output (default: res/bench_baselines/)')
+    args = p.parse_args()
+    approaches = args.approaches.split(',')
+    seeds = [int(s) for s in args.seeds.split(',')]
+    prepare_data(args.data_dir)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    table = {}
+    for approach in approaches:
+        for seed in seeds:
+            argv = ['--experiment', 'split_fmnist', '--approach', approach, '--seed', str(seed), '--nepochs',
+                    str(args.nepochs), '--data-dir', str(args.data_dir), '--results-dir', str(args.out_dir),
+                    '--logs-dir', str(args.out_dir), *EXTRA.get(approach, lambda n: [])(args.nepochs)]
+            clock = time.time()
+            with open(args.out_dir / f'split_fmnist_{approach}_{seed}.out', 'w') as out, \
+                    contextlib.redirect_stdout(out):
+                results = run.main(argv)
+            table.setdefault(approach, []).append(acc_and_bwt(results['acc']))
+            print(f'{approach:12s} seed {seed}: ACC {table[approach][-1][0]:.3f}  BWT {table[approach][-1][1]:+.3f}  '
+                  f'({time.time() - clock:.0f} s)', flush=True)
+
+    print(f'\nsplit_fmnist, MLP, {args.nepochs} epochs per task, seeds {seeds}: mean +- std over seeds')
+    print('| approach | ACC (final average accuracy) | BWT (backward transfer) |')
+    print('|---|---|---|')
+    for approach, rows in table.items():
+        accs, bwts = np.array(rows).T
+        print(f'| {approach} | {accs.mean():.3f} +- {accs.std():.3f} | {bwts.mean():+.3f} +- {bwts.std():.3f} |')
+
+
+if __name__ == '__main__':
+    main()
