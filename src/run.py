@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f">>> Test on task {u:2d} - {data[u]['name']:15s}: loss={test_loss:.3f}, "
                       f"acc={100 * test_acc:5.1f}% <<<")
                 acc[t, u], lss[t, u] = test_acc, test_loss
-            results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla,
+            results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
                        'task_names': [task['name'] for task in data], 'args': {k: str(v) if isinstance(v, Path)
                                                                                 else v for k, v in vars(args).items()},
                        'tasks_done': t + 1, 'seconds_per_task': list(seconds), 'seconds': time.time() - tstart}
