@@ -15,16 +15,9 @@ import utils
 DRY_RUN_BATCHES = 3
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, with a malformed command line reported as one line (a UserError) instead of the whole usage."""
-
-    def error(self, message: str):
-        raise utils.UserError(f'{message} (see --help)')
-
-
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
     """The flags every run has (each approach adds its own)."""
-    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seed', type=int, default=0, help='random seed: task order, splits, init (default: %(default)s)')
     p.add_argument('--experiment', required=True, choices=experiments, help='task sequence')
     p.add_argument('--approach', required=True, choices=approaches, help='continual-learning approach')
@@ -57,7 +50,7 @@ def parse_args(argv: list[str] | None):
     experiments, approaches = utils.module_choices('dataloaders'), utils.module_choices('approaches')
     parser = build_parser(experiments, approaches)
     # A first look at --approach alone, so that its flags are declared (and shown by --help) before parsing
-    peek = Parser(add_help=False)
+    peek = utils.Parser(add_help=False)
     peek.add_argument('--approach')
     chosen = peek.parse_known_args(argv)[0].approach
     if chosen in approaches:

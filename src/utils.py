@@ -1,4 +1,5 @@
 """Helpers shared by run.py, the data loaders, the networks and the approaches."""
+import argparse
 import importlib
 import json
 import os
@@ -18,6 +19,13 @@ SRC_DIR = ROOT / 'src'
 
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line without a traceback."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a malformed command line reported as one line (a UserError) instead of the whole usage."""
+
+    def error(self, message: str):
+        raise UserError(f'{message} (see --help)')
 
 
 ########################################################################################################################

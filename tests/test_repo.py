@@ -24,4 +24,4 @@ def test_layout():
                  'res/.gitkeep', 'logs/.gitkeep', 'requirements.txt', 'readme.md', 'LICENSE', '.gitignore'):
         assert (ROOT / path).exists(), path
     requirements = (ROOT / 'requirements.txt').read_text().split()
-    assert requirements == ['torch', 'torchvision', 'numpy', 'tqdm', 'matplotlib']
+    assert requirements == ['torch', 'torchvision', 'numpy', 'tqdm', 'matplotlib', 'scipy']

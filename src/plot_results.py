@@ -1,0 +1,663 @@
+"""Figures and tables from the result files of run.py (readme, "Results").
+
+    python src/plot_results.py --experiment cifar --approaches random,joint,sgd,hat --seeds 0-9 --output rho.png
+    python src/plot_results.py table --experiment cifar --approaches random,joint,sgd,hat --csv t.csv --markdown t.md
+    python src/plot_results.py matrix res/cifar_hat_0.pkl --output acc.png
+    python src/plot_results.py masks logs/mnist2_hat-test_0_masks.pkz --output masks.png
+    python src/plot_results.py curves logs/cifar_hat_0.jsonl --output curves.png
+
+Without a subcommand it draws `forgetting`, as the original plot_results.py did (same flags). Every figure goes to
+--output (any format matplotlib writes, from the suffix) or, without it, to the screen. Confidence intervals are the
+original's: the 95% Student-t quantile with n-1 degrees of freedom times std / sqrt(n) over the n seeds, with numpy's
+default std (ddof=0), so they are sqrt((n-1)/n) narrower than the textbook interval (ddof=1).
+"""
+import argparse
+import csv
+import gzip
+import io
+import json
+import math
+import pickle
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.backends import BackendFilter, backend_registry
+from matplotlib.figure import Figure
+from scipy.special import stdtrit  # the Student-t quantile behind scipy.stats.t.ppf, without importing scipy.stats
+
+import utils
+
+REFERENCES = ('random', 'joint')  # the forgetting ratio's lower and upper references
+MARKERS = ['o', 'v', '^', '<', '>', 's', '*', 'd', 'x', '+', 'h']  # the original's, cycled
+JITTER = 0.08  # the original's horizontal offset between approaches, in task units
+NEAR_BINARY = 0.49  # a gate is binarised once |m - 0.5| exceeds this (within 0.01 of 0 or 1)
+COLUMN_TITLES = {'acc_final': 'final acc', 'bwt': 'BWT', 'forgetting': 'forgetting', 'rho': 'rho'}
+CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_acc')  # what curves reads per epoch
+
+
+########################################################################################################################
+# Loading
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' -> [0, ..., 9] (both ends included, as the original); '0,1,2' -> [0, 1, 2]; the forms may mix."""
+    seeds = []
+    for item in text.split(','):
+        low, _, high = item.partition('-')
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise utils.UserError(f"--seeds '{text}': use a range such as 0-9 or a list such as 0,1,2") from None
+        if last < first:
+            raise utils.UserError(f"--seeds '{text}': the range {item} is empty")
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+def check_matrix(acc: np.ndarray, source: Path) -> np.ndarray:
+    """acc as a float64 square matrix of accuracies in [0, 1], or a UserError naming the file."""
+    acc = np.asarray(acc, dtype=np.float64)
+    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.size == 0:
+        raise utils.UserError(f'{source}: expected a square accuracy matrix (one row per task), got shape {acc.shape}')
+    if not np.all(np.isfinite(acc)) or acc.min() < 0 or acc.max() > 1:
+        raise utils.UserError(f'{source}: accuracies must be finite numbers in [0, 1]')
+    return acc
+
+
+def load_txt_matrix(path: Path) -> np.ndarray:
+    """An accuracy matrix written by run.py (np.savetxt, '%.4f')."""
+    if not path.is_file():
+        raise utils.UserError(f'missing result file {path}')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # numpy warns on an empty file; the shape check below reports it
+            acc = np.loadtxt(path, ndmin=2)
+    except ValueError as e:
+        raise utils.UserError(f'{path}: not an accuracy matrix ({str(e).splitlines()[0]})') from None
+    return check_matrix(acc, path)
+
+
+def load_pickle(path: Path, opener: Callable = open) -> dict:
+    """A pickled dictionary (run.py's .pkl, or with gzip.open a monitoring .pkz), or a UserError naming the file."""
+    if not path.is_file():
+        raise utils.UserError(f'missing file {path}')
+    try:
+        with opener(path, 'rb') as f:
+            obj = pickle.load(f)
+    except Exception as e:  # a file that is not such a pickle can fail in many ways; any of them is a user error
+        raise utils.UserError(f'{path}: cannot be read as a pickle ({type(e).__name__}: {e})') from None
+    if not isinstance(obj, dict):
+        raise utils.UserError(f'{path}: expected a pickled dictionary, got {type(obj).__name__}')
+    return obj
+
+
+def require_keys(obj: dict, keys: tuple[str, ...], source: Path) -> None:
+    """A UserError naming the first of keys missing from obj."""
+    for key in keys:
+        if key not in obj:
+            raise utils.UserError(f"{source}: has no '{key}'")
+
+
+def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) -> dict[str, np.ndarray]:
+    """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks), from <folder>/<exp>_<appr>_<seed>.txt."""
+    runs, first = {}, None
+    for approach in approaches:
+        matrices = []
+        for seed in seeds:
+            path = folder / f'{experiment}_{approach}_{seed}.txt'
+            acc = load_txt_matrix(path)
+            if first is None:
+                first = path, acc.shape
+            elif acc.shape != first[1]:
+                raise utils.UserError(f'{path} is {acc.shape[0]}x{acc.shape[1]} but {first[0]} is '
+                                      f'{first[1][0]}x{first[1][1]}: the matrices must have the same size')
+            matrices.append(acc)
+        runs[approach] = np.stack(matrices)
+    return runs
+
+
+########################################################################################################################
+# Metrics (acc[t, u]: accuracy after training task t on task u, filled for u <= t)
+
+
+def average_seen(matrix: np.ndarray) -> np.ndarray:
+    """After k tasks, the mean over the tasks seen so far (u < k) of row k-1; works on (..., T, T) stacks."""
+    ntasks = matrix.shape[-1]
+    return np.stack([matrix[..., k, :k + 1].mean(-1) for k in range(ntasks)], axis=-1)
+
+
+def forgetting_ratio(acc: np.ndarray, acc_random: np.ndarray, acc_joint: np.ndarray) -> np.ndarray:
+    """The paper's forgetting ratio rho = (A - A_random) / (A_joint - A_random) - 1 entrywise, as the original
+    computes it: A_random is random's diagonal broadcast over rows, A_joint joint's whole matrix; NaN above the
+    diagonal (untested). Works on (..., T, T) stacks."""
+    reference = np.broadcast_to(np.diagonal(acc_random, axis1=-2, axis2=-1)[..., None, :], acc.shape)
+    lower = np.broadcast_to(np.tril(np.ones(acc.shape[-2:], dtype=bool)), acc.shape)
+    span = acc_joint - reference
+    rho = np.full(acc.shape, np.nan)
+    rho[lower] = (acc[lower] - reference[lower]) / span[lower] - 1
+    return rho
+
+
+def backward_transfer(acc: np.ndarray) -> np.ndarray:
+    """BWT (Lopez-Paz & Ranzato, NeurIPS 2017): mean over u < T-1 of acc[T-1, u] - acc[u, u]; NaN for one task."""
+    ntasks = acc.shape[-1]
+    if ntasks < 2:
+        return np.full(acc.shape[:-2], np.nan)
+    u = np.arange(ntasks - 1)
+    return (acc[..., -1, u] - acc[..., u, u]).mean(-1)
+
+
+def forgetting_measure(acc: np.ndarray) -> np.ndarray:
+    """Forgetting (Chaudhry et al., ECCV 2018): mean over u < T-1 of max over l in [u, T-2] of acc[l, u] minus
+    acc[T-1, u]; NaN for one task."""
+    ntasks = acc.shape[-1]
+    if ntasks < 2:
+        return np.full(acc.shape[:-2], np.nan)
+    drops = [acc[..., u:ntasks - 1, u].max(-1) - acc[..., -1, u] for u in range(ntasks - 1)]
+    return np.stack(drops, axis=-1).mean(-1)
+
+
+def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Half-width of the 95% Student-t interval of the mean over `axis`: t(0.975, n-1) * std / sqrt(n); NaN for n=1."""
+    n = values.shape[axis]
+    # np.std's default ddof=0, as the original (the textbook interval uses ddof=1)
+    quantile = stdtrit(n - 1, 0.975) if n > 1 else np.nan
+    return quantile * np.std(values, axis=axis) / np.sqrt(n)
+
+
+def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str, seeds: list[int]) \
+        -> dict[str, np.ndarray]:
+    """approach -> rho of each of its runs against the random and joint runs of the same seed, (seeds, T, T)."""
+    acc_random, acc_joint = runs['random'], runs['joint']
+    reference = np.diagonal(acc_random, axis1=-2, axis2=-1)[:, None, :]
+    zero = np.argwhere(np.tril(acc_joint == reference))
+    if len(zero):
+        s, k, u = zero[0]
+        raise utils.UserError(f'the forgetting ratio is undefined: {folder / f"{experiment}_joint_{seeds[s]}.txt"} '
+                              f'has acc[{k}, {u}] = {acc_joint[s, k, u]:.4f}, equal to random\'s on task {u} '
+                              f'({folder / f"{experiment}_random_{seeds[s]}.txt"})')
+    return {a: forgetting_ratio(acc, acc_random, acc_joint) for a, acc in runs.items()}
+
+
+########################################################################################################################
+# Subcommands: the data of each figure or table
+
+
+def folder_runs(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) \
+        -> list[tuple[str, Path, dict[str, np.ndarray]]]:
+    """(label prefix, folder, runs) per folder; the prefix names the folder only when there are several."""
+    loaded = [(f'{folder}: ' if len(folders) > 1 else '', folder, load_runs(folder, experiment, approaches, seeds))
+              for folder in folders]
+    sizes = {folder: next(iter(runs.values())).shape[-1] for _, folder, runs in loaded}
+    if len(set(sizes.values())) > 1:
+        raise utils.UserError(f"the folders hold {experiment} runs of different numbers of tasks: "
+                              f"{', '.join(f'{f}: {n}' for f, n in sizes.items())}")
+    return loaded
+
+
+def forgetting_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) -> dict:
+    """Per approach (all but the references) and folder: rho averaged over the tasks seen, per seed and number of
+    tasks, with its mean and 95% interval over seeds, as the original's figure."""
+    missing = [r for r in REFERENCES if r not in approaches]
+    if missing:
+        raise utils.UserError(f"--approaches must include {' and '.join(REFERENCES)} (the forgetting ratio's "
+                              f"references); missing: {', '.join(missing)}")
+    if not any(a not in REFERENCES for a in approaches):
+        raise utils.UserError(f'--approaches names nothing to plot besides {" and ".join(REFERENCES)}')
+    curves = {}
+    for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
+        ratios = reference_ratios(runs, folder, experiment, seeds)
+        for approach in approaches:
+            if approach in REFERENCES:
+                continue
+            per_seed = average_seen(ratios[approach])  # (seeds, T)
+            curves[prefix + approach] = {'per_seed': per_seed, 'mean': per_seed.mean(0),
+                                         'ci': confidence_interval(per_seed)}
+    return {'curves': curves, 'ntasks': next(iter(curves.values()))['mean'].size}
+
+
+def print_forgetting(curves: dict) -> None:
+    """The original's table: mean (interval) per number of tasks, then the mean over all of them."""
+    print('-' * 100)
+    for label, c in curves.items():
+        cells = ''.join(f'{m:6.3f} ({h:5.3f})  ' for m, h in zip(c['mean'], c['ci']))
+        print(f'{label:16s}  {cells}-->  {c["per_seed"].mean():6.3f}')
+    print('-' * 100)
+
+
+def table_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) -> dict:
+    """Per approach and folder, each metric's (mean, 95% half-width) over seeds; accuracies in %."""
+    rows = []
+    for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
+        ratios = (reference_ratios(runs, folder, experiment, seeds)
+                  if all(r in runs for r in REFERENCES) else None)
+        for approach, acc in runs.items():
+            seen = 100 * average_seen(acc)  # (seeds, T)
+            metrics = {f'acc_{k + 1}': seen[:, k] for k in range(seen.shape[1])}
+            metrics.update(acc_final=seen[:, -1], bwt=100 * backward_transfer(acc),
+                           forgetting=100 * forgetting_measure(acc),
+                           rho=(average_seen(ratios[approach])[:, -1] if ratios is not None
+                                else np.full(len(seeds), np.nan)))
+            rows.append({'approach': prefix + approach, 'seeds': len(seeds),
+                         **{k: (float(v.mean()), float(confidence_interval(v))) for k, v in metrics.items()}})
+    return {'rows': rows}
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    """The metric columns of the table, in order."""
+    return [k for k in rows[0] if k not in ('approach', 'seeds')]
+
+
+def number(value: float, digits: int) -> str:
+    """A number for the tables; 'n/a' where undefined (no references, a single seed, a single task)."""
+    return f'{value:.{digits}f}' if math.isfinite(value) else 'n/a'
+
+
+def table_cells(rows: list[dict]) -> list[list[str]]:
+    """Header and rows of the human-readable table: 'mean ± half-width' per metric."""
+    header = ['approach', 'seeds'] + [COLUMN_TITLES.get(c, c.replace('acc_', 'acc ')) for c in table_columns(rows)]
+    return [header] + [[row['approach'], str(row['seeds'])] + [estimate(*row[c], 3 if c == 'rho' else 2)
+                                                                 for c in table_columns(rows)] for row in rows]
+
+
+def estimate(mean: float, half_width: float, digits: int) -> str:
+    """'mean ± half-width', or 'n/a' when the metric is undefined."""
+    return f'{number(mean, digits)} ± {number(half_width, digits)}' if math.isfinite(mean) else 'n/a'
+
+
+def csv_text(rows: list[dict]) -> str:
+    """The table as CSV: one column per metric and one for its 95% half-width (accuracies in %)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    columns = table_columns(rows)
+    writer.writerow(['approach', 'seeds'] + [name for c in columns for name in (c, c + '_ci95')])
+    for row in rows:
+        writer.writerow([row['approach'], row['seeds']] + [number(v, 6) for c in columns for v in row[c]])
+    return out.getvalue()
+
+
+def markdown_text(rows: list[dict]) -> str:
+    """The table in Markdown."""
+    header, *body = table_cells(rows)
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body]) + '\n'
+
+
+def print_table(rows: list[dict]) -> None:
+    """The table, columns aligned."""
+    cells = table_cells(rows)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    for r in cells:
+        print('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def write_text(path: Path, text: str, what: str) -> None:
+    """Write a text file atomically, creating its folder."""
+    utils.ensure_writable_dir(path.parent, what)
+    utils.atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def matrix_data(path: Path) -> dict:
+    """The accuracy matrix of one run in %, NaN where untested (above the diagonal, tasks not done), and the task
+    names (from a .pkl; numbers for a .txt)."""
+    if path.suffix == '.pkl':
+        results = load_pickle(path)
+        require_keys(results, ('acc',), path)
+        acc = check_matrix(results['acc'], path)
+        names = [str(n) for n in results.get('task_names', range(len(acc)))]
+        done = int(results.get('tasks_done', len(acc)))
+    else:
+        acc = load_txt_matrix(path)
+        names, done = [str(u) for u in range(len(acc))], len(acc)
+    if len(names) != len(acc):
+        raise utils.UserError(f'{path}: {len(names)} task names for a {len(acc)}x{len(acc)} matrix')
+    shown = np.where(np.tril(np.ones_like(acc, dtype=bool)), 100 * acc, np.nan)
+    shown[done:] = np.nan
+    return {'acc': shown, 'task_names': names, 'tasks_done': done, 'source': path}
+
+
+def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
+    """From a HAT monitoring log and its run's .pkl: per gated layer and task, the fractions of units and of weights in
+    use after the task (cumulative mask, or a weight's view of it, above threshold); per task and epoch, the fraction
+    of gate values within 0.01 of 0 or 1."""
+    logs = load_pickle(pkz, opener=gzip.open)
+    require_keys(logs, ('mask', 'mask_pre', 'valid_loss', 'test_acc'), pkz)
+    results = load_pickle(run_pkl)
+    require_keys(results, ('inputsize', 'taskcla', 'args'), run_pkl)
+    network_name = results['args'].get('network') if isinstance(results['args'], dict) else None
+    network = utils.load_module('networks', str(network_name))
+    if getattr(network, 'VARIANT', None) != 'hat':
+        raise utils.UserError(f'{run_pkl}: network {network_name} has no task gates (not a HAT run)')
+    try:
+        net = network.Net(results['inputsize'], results['taskcla'])
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise utils.UserError(f'{run_pkl}: cannot rebuild {network_name} from its inputsize and taskcla ({e})') \
+            from None
+    units = [e.weight.shape[1] for e in net.embeddings()]
+    try:
+        ntasks = len(logs['test_acc'])  # the log is saved once a task is tested
+        cumulative = [cumulative_after(logs, t) for t in range(ntasks)]
+        binary = {t: binarised(logs['mask'][t]) for t in range(ntasks)}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a log of another layout
+        raise utils.UserError(f"{pkz}: not a HAT monitoring log in run.py's layout ({type(e).__name__}: {e})") \
+            from None
+    if ntasks == 0:
+        raise utils.UserError(f'{pkz}: no task completed yet')
+    if any([m.size for m in cum] != units for cum in cumulative):
+        raise utils.UserError(f'{pkz}: its masks do not fit {network_name} of {run_pkl} ({len(units)} gated layers '
+                              f'of {units} units)')
+    unit_use = np.array([[float((m > threshold).mean()) for m in cum] for cum in cumulative]).T  # (layers, tasks)
+    weight_use, weights_total = [], np.zeros(ntasks)
+    with torch.no_grad():
+        for k, layer in enumerate(net.gated):
+            per_task = []
+            for t, cum in enumerate(cumulative):
+                view = net.get_view_for(f'{layer}.weight', [torch.from_numpy(m) for m in cum])
+                used = int((view > threshold).sum())
+                per_task.append(used / view.numel())
+                weights_total[t] += used
+            weight_use.append(per_task)
+    nweights = [getattr(net, layer).weight.numel() for layer in net.gated]
+    return {'layers': list(net.gated), 'units': units, 'weights': nweights, 'unit_use': unit_use,
+            'weight_use': np.array(weight_use), 'weight_use_total': weights_total / sum(nweights),
+            'binarised': binary, 'threshold': threshold, 'task_names': logs.get('task_name', {})}
+
+
+def best_epoch(valid_loss: np.ndarray) -> int:
+    """The epoch whose weights the training loop restores: the first with the lowest validation loss (it keeps a new
+    best only when strictly lower); -1, the initial weights, when no epoch improved on infinity."""
+    best, lowest = -1, math.inf
+    for epoch, loss in enumerate(np.asarray(valid_loss, dtype=np.float64)):
+        if loss < lowest:
+            best, lowest = epoch, loss
+    return best
+
+
+def cumulative_after(logs: dict, t: int) -> list[np.ndarray]:
+    """The cumulative mask after task t, per layer, flattened: the one logged before task t+1 where there is one;
+    after the last task, max(the one before it, the task's mask at the restored epoch), as HAT accumulates it."""
+    nlayers = len(logs['mask'][t])
+    if t + 1 in logs['mask_pre']:
+        return [np.asarray(logs['mask_pre'][t + 1][k], dtype=np.float32).ravel() for k in range(nlayers)]
+    epoch = best_epoch(logs['valid_loss'].get(t, []))
+    return [np.maximum(np.asarray(logs['mask_pre'][t][k]), logs['mask'][t][k][epoch]).astype(np.float32).ravel()
+            for k in range(nlayers)]
+
+
+def binarised(task_masks: dict) -> dict[int, float]:
+    """epoch -> fraction of all layers' gate values within 0.01 of 0 or 1 (epoch -1: before training)."""
+    epochs = sorted(task_masks[0])
+    values = {e: np.concatenate([np.ravel(task_masks[k][e]) for k in sorted(task_masks)]) for e in epochs}
+    return {e: float((np.abs(v - 0.5) > NEAR_BINARY).mean()) for e, v in values.items()}
+
+
+def print_masks(data: dict) -> None:
+    """Units and weights in use per layer after each task, then how the gates binarised."""
+    ntasks = data['unit_use'].shape[1]
+    print(f"In use after each task (cumulative mask > {data['threshold']}), units % / weights %:")
+    print(f"{'layer':8s} {'units':>7s} {'weights':>10s}  " + '  '.join(f'{"task " + str(t):>13s}'
+                                                                       for t in range(ntasks)))
+    for k, layer in enumerate(data['layers']):
+        cells = '  '.join(f"{100 * u:6.1f}/{100 * w:6.1f}" for u, w in zip(data['unit_use'][k], data['weight_use'][k]))
+        print(f"{layer:8s} {data['units'][k]:7d} {data['weights'][k]:10d}  {cells}")
+    print(f"{'all':8s} {sum(data['units']):7d} {sum(data['weights']):10d}  " +
+          '  '.join(f"{'':6s}/{100 * w:6.1f}" for w in data['weight_use_total']))
+    print('Gates within 0.01 of 0 or 1 (%): before training -> after the last epoch')
+    for t, per_epoch in data['binarised'].items():
+        first, last = per_epoch[min(per_epoch)], per_epoch[max(per_epoch)]
+        print(f'task {t:2d}: {100 * first:5.1f} -> {100 * last:5.1f} ({len(per_epoch) - 1} epochs)')
+
+
+def curves_data(path: Path) -> dict:
+    """Per-epoch losses and accuracies from a run's JSON-lines log, concatenated over tasks in the log's order, and
+    the positions where each task after the first begins."""
+    if not path.is_file():
+        raise utils.UserError(f'missing log file {path}')
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise utils.UserError(f'{path}, line {i}: not JSON ({e.msg})') from None
+        if not isinstance(record, dict) or any(k not in record for k in CURVE_KEYS):
+            raise utils.UserError(f'{path}, line {i}: expected an object with {", ".join(CURVE_KEYS)}')
+        records.append(record)
+    if not records:
+        raise utils.UserError(f'{path}: no epochs logged (the random approach does not train)')
+    data = {k: np.array([r[k] for r in records], dtype=np.float64) for k in CURVE_KEYS}
+    data['task'] = data['task'].astype(int)
+    data['boundaries'] = [i for i in range(1, len(records)) if data['task'][i] != data['task'][i - 1]]
+    return data
+
+
+########################################################################################################################
+# Figures
+
+
+def new_figure(args: argparse.Namespace) -> Figure:
+    """A figure of exactly --size inches at --dpi (saved without a tight bounding box, so the image keeps that size)."""
+    return plt.figure(figsize=args.size, dpi=args.dpi, layout='constrained')
+
+
+def plot_forgetting(data: dict, args: argparse.Namespace) -> Figure:
+    """The original's figure: rho against the number of tasks, one jittered line with intervals per approach."""
+    fig = new_figure(args)
+    ax = fig.gca()
+    curves, ntasks = data['curves'], data['ntasks']
+    for i, (label, c) in enumerate(curves.items()):
+        jitter = JITTER * 2 * (i / len(curves) - 0.5)
+        x = 1 + np.arange(c['mean'].size) + jitter
+        ax.errorbar(x, c['mean'], yerr=c['ci'], fmt='-' + MARKERS[i % len(MARKERS)], markersize=6, capsize=3,
+                    label=label)
+    ax.plot([1 - JITTER, ntasks + JITTER], [0, 0], 'k--', linewidth=2)
+    ax.set_xticks(1 + np.arange(ntasks))
+    ax.set_xlabel('Task number')
+    ax.set_ylabel('Relative accuracy drop')
+    ax.legend()
+    return fig
+
+
+def plot_matrix(data: dict, args: argparse.Namespace) -> Figure:
+    """The accuracy matrix as an annotated heatmap, untested entries blank."""
+    fig = new_figure(args)
+    ax = fig.gca()
+    acc, names = data['acc'], data['task_names']
+    image = ax.imshow(np.ma.masked_invalid(acc), vmin=0, vmax=100, cmap='viridis')
+    fig.colorbar(image, ax=ax, label='accuracy (%)')
+    fontsize = max(4, min(9, 90 // len(acc)))  # keeps the numbers inside their cells up to ~20 tasks
+    for (t, u), value in np.ndenumerate(acc):
+        if np.isfinite(value):
+            ax.text(u, t, f'{value:.1f}', ha='center', va='center', fontsize=fontsize,
+                    color='black' if value > 60 else 'white')
+    ticks = np.arange(len(acc))
+    ax.set_xticks(ticks, names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=fontsize)
+    ax.set_yticks(ticks, names, fontsize=fontsize)
+    ax.set_xlabel('tested on task')
+    ax.set_ylabel('after training task')
+    ax.set_title(Path(data['source']).name, fontsize=9)
+    return fig
+
+
+def plot_masks(data: dict, args: argparse.Namespace) -> Figure:
+    """Units and weights in use per layer against the number of tasks, and gate binarisation over epochs."""
+    fig = new_figure(args)
+    axes = fig.subplots(1, 3)
+    tasks = 1 + np.arange(data['unit_use'].shape[1])
+    for k, layer in enumerate(data['layers']):
+        axes[0].plot(tasks, 100 * data['unit_use'][k], '-o', markersize=3, label=layer)
+        axes[1].plot(tasks, 100 * data['weight_use'][k], '-o', markersize=3, label=layer)
+    axes[1].plot(tasks, 100 * data['weight_use_total'], 'k--', label='all')
+    for ax, title in zip(axes[:2], ('units in use (%)', 'weights in use (%)')):
+        ax.set_xticks(tasks)
+        ax.set_xlabel('tasks learned')
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(-2, 102)
+    axes[1].legend(fontsize=7)
+    for t, per_epoch in data['binarised'].items():
+        epochs = sorted(per_epoch)
+        axes[2].plot(np.array(epochs) + 1, [100 * per_epoch[e] for e in epochs], label=f'task {t}')
+    axes[2].set_xlabel('epoch (0: initial)')
+    axes[2].set_title('gates near 0 or 1 (%)', fontsize=9)
+    axes[2].set_ylim(-2, 102)
+    axes[2].legend(fontsize=7)
+    return fig
+
+
+def plot_curves(data: dict, args: argparse.Namespace) -> Figure:
+    """Train and validation loss and accuracy per epoch over all tasks, task boundaries dotted."""
+    fig = new_figure(args)
+    axes = fig.subplots(2, 1, sharex=True)
+    x = 1 + np.arange(data['epoch'].size)
+    starts = [0] + data['boundaries']
+    for ax, metric, scale in ((axes[0], 'loss', 1), (axes[1], 'acc', 100)):
+        for color, split in (('C0', 'train'), ('C1', 'valid')):
+            # One line per task, so no line joins the end of a task to the start of the next
+            for i, (a, b) in enumerate(zip(starts, starts[1:] + [x.size])):
+                ax.plot(x[a:b], scale * data[f'{split}_{metric}'][a:b], '.-', color=color, markersize=3,
+                        label=split if i == 0 else None)
+        for b in data['boundaries']:
+            ax.axvline(b + 0.5, color='gray', linestyle=':', linewidth=1)
+    axes[0].set_ylabel('loss')
+    axes[1].set_ylabel('accuracy (%)')
+    axes[1].set_xlabel('epoch (all tasks, in order)')
+    axes[0].legend()
+    return fig
+
+
+def show_or_save(fig: Figure, output: Path | None) -> None:
+    """Save the figure atomically in the format of output's suffix, or show it on screen."""
+    if output is None:
+        plt.show()
+    else:
+        utils.ensure_writable_dir(output.parent, 'the figure')
+        utils.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
+        print('Saved', output)
+    plt.close(fig)
+
+
+########################################################################################################################
+# Command line
+
+
+def parse_size(text: str) -> tuple[float, float]:
+    """'6,4' -> (6.0, 4.0) inches."""
+    try:
+        width, height = (float(v) for v in text.split(','))
+    except ValueError:
+        raise utils.UserError(f"--size '{text}': give width,height in inches, e.g. 6,4") from None
+    if not (width > 0 and height > 0):
+        raise utils.UserError(f"--size '{text}': width and height must be positive")
+    return width, height
+
+
+def build_parser() -> utils.Parser:
+    """The subcommands and their flags."""
+    p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True, metavar='{forgetting,table,matrix,masks,curves}')
+    figure = utils.Parser(add_help=False)
+    figure.add_argument('--output', type=Path, help='figure file, e.g. fig.png or fig.pdf (default: show on screen)')
+    figure.add_argument('--size', default='6,4', help='width,height in inches (default: %(default)s)')
+    figure.add_argument('--dpi', type=int, default=100, help='dots per inch (default: %(default)s)')
+    runs = utils.Parser(add_help=False)
+    runs.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
+    runs.add_argument('--approaches', required=True, help='comma-separated, e.g. random,joint,sgd,hat')
+    runs.add_argument('--seeds', default='0-9', help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
+    runs.add_argument('--folders', default=str(utils.RESULTS_DIR),
+                      help='comma-separated result folders (default: res/ at the repository root)')
+
+    sub.add_parser('forgetting', parents=[runs, figure], help="the forgetting ratio rho per number of tasks (the "
+                   "original's figure; needs the random and joint runs)")
+    table = sub.add_parser('table', parents=[runs], help='accuracy, BWT, forgetting and rho per approach')
+    table.add_argument('--csv', type=Path, help='also write the table as CSV here')
+    table.add_argument('--markdown', type=Path, help='also write the table as Markdown here')
+    matrix = sub.add_parser('matrix', parents=[figure], help="one run's accuracy matrix as a heatmap")
+    matrix.add_argument('path', type=Path, help="the run's .txt, or its .pkl for the task names")
+    masks = sub.add_parser('masks', parents=[figure], help='HAT: units and weights in use, gate binarisation')
+    masks.add_argument('path', type=Path, help='monitoring log of hat-test or hat --monitor (.pkz)')
+    masks.add_argument('--run', type=Path, help="the run's .pkl, for its network (default: "
+                       "<repository root>/res/<log name without _masks>.pkl)")
+    masks.add_argument('--threshold', type=float, default=0.5,
+                       help='a unit or weight is in use when its (cumulative) mask exceeds this (default: %(default)s)')
+    curves = sub.add_parser('curves', parents=[figure], help='learning curves from a run\'s JSON-lines log')
+    curves.add_argument('path', type=Path, help='logs/<run>.jsonl')
+    return p
+
+
+def parse_args(argv: list[str] | None):
+    """Parse the command line; without a subcommand, the original's forgetting figure."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith('-') and argv[0] not in ('-h', '--help'):
+        argv.insert(0, 'forgetting')
+    args = build_parser().parse_args(argv)
+    if hasattr(args, 'approaches'):
+        args.approaches = [a for a in args.approaches.split(',') if a]
+        args.folders = [Path(f) for f in args.folders.split(',') if f]
+        for flag in ('approaches', 'folders'):
+            if not getattr(args, flag):
+                raise utils.UserError(f'--{flag} is empty')
+        args.seeds = parse_seeds(args.seeds)
+    if hasattr(args, 'size'):
+        args.size = parse_size(args.size)
+        if args.dpi < 1:
+            raise utils.UserError('--dpi must be at least 1')
+        if args.output is None:
+            if matplotlib.get_backend().lower() in backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE):
+                raise utils.UserError('no display to show the figure on; give --output, e.g. --output fig.png')
+        elif args.output.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
+            raise utils.UserError(f"--output {args.output}: not a figure format matplotlib writes; end the name "
+                                  f"in e.g. .png or .pdf")
+    if not 0 < getattr(args, 'threshold', 0.5) < 1:
+        raise utils.UserError('--threshold must be between 0 and 1')
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run one subcommand; return the data of its figure or table."""
+    args = parse_args(argv)
+    if getattr(args, 'output', None) is not None:
+        matplotlib.use('Agg')  # saving needs no display
+    if args.command == 'forgetting':
+        data = forgetting_data(args.folders, args.experiment, args.approaches, args.seeds)
+        print_forgetting(data['curves'])
+        show_or_save(plot_forgetting(data, args), args.output)
+    elif args.command == 'table':
+        data = table_data(args.folders, args.experiment, args.approaches, args.seeds)
+        print_table(data['rows'])
+        if args.csv:
+            write_text(args.csv, csv_text(data['rows']), 'the CSV table')
+        if args.markdown:
+            write_text(args.markdown, markdown_text(data['rows']), 'the Markdown table')
+    elif args.command == 'matrix':
+        data = matrix_data(args.path)
+        show_or_save(plot_matrix(data, args), args.output)
+    elif args.command == 'masks':
+        run_pkl = args.run or utils.RESULTS_DIR / (args.path.stem.removesuffix('_masks') + '.pkl')
+        data = masks_data(args.path, run_pkl, args.threshold)
+        print_masks(data)
+        show_or_save(plot_masks(data, args), args.output)
+    else:
+        data = curves_data(args.path)
+        show_or_save(plot_curves(data, args), args.output)
+    return data
+
+
+def cli() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        main()
+    except utils.UserError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    cli()

@@ -1,0 +1,392 @@
+"""plot_results.py: every figure's and table's numbers checked by hand on small synthetic result files, the masks
+analysis on a real hat-test log, images of the requested pixel size, and one-line errors for bad input."""
+import argparse
+import csv
+import gzip
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+import plot_results
+import run
+import utils
+from conftest import ROOT
+from networks import alexnet_hat
+
+T_975_4DOF = 2.7764451051977943  # Student-t 0.975 quantile, 4 degrees of freedom (5 seeds), to 16 digits
+
+# A 3-task experiment, in the original's format (row t: after task t; column u: tested on u; zeros above)
+RANDOM = [[0.5, 0, 0], [0.3, 0.2, 0], [0.1, 0.1, 0.25]]  # only its diagonal (0.5, 0.2, 0.25) is a reference
+JOINT = [[0.9, 0, 0], [0.9, 0.7, 0], [0.8, 0.6, 0.75]]
+HAT = [[0.9, 0, 0], [0.95, 0.7, 0], [0.6, 0.45, 0.5]]
+# rho = (A - random's diagonal) / (joint - random's diagonal) - 1, entry by entry, for HAT:
+#   [0,0] (0.9 - 0.5) / (0.9 - 0.5) - 1 = 0
+#   [1,0] (0.95 - 0.5) / (0.9 - 0.5) - 1 = 1.125 - 1 = 0.125     [1,1] (0.7 - 0.2) / (0.7 - 0.2) - 1 = 0
+#   [2,0] (0.6 - 0.5) / (0.8 - 0.5) - 1 = -2/3     [2,1] (0.45 - 0.2) / (0.6 - 0.2) - 1 = 0.625 - 1 = -0.375
+#   [2,2] (0.5 - 0.25) / (0.75 - 0.25) - 1 = -0.5
+HAT_RHO = [[0, np.nan, np.nan], [0.125, 0, np.nan], [-2 / 3, -0.375, -0.5]]
+# averaged over the tasks seen: 1 task 0; 2 tasks (0.125 + 0) / 2; 3 tasks (-2/3 - 3/8 - 1/2) / 3 = -37/72
+HAT_CURVE = [0, 0.0625, -37 / 72]
+
+
+def write_runs(folder, experiment='exp', seeds=(0,), shift=0.0, approaches=None):
+    """The three matrices per seed; hat's acc[2, 2] gains shift * seed, so that seeds differ."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        hat = np.array(HAT)
+        hat[2, 2] += shift * seed
+        for name, acc in (('random', RANDOM), ('joint', JOINT), ('hat', hat)):
+            if approaches is None or name in approaches:
+                np.savetxt(folder / f'{experiment}_{name}_{seed}.txt', np.array(acc), '%.4f')
+    return folder
+
+
+def figure_argv(tmp_path, name='fig.png', size='5,3', dpi='40'):
+    return ['--output', str(tmp_path / name), '--size', size, '--dpi', dpi]
+
+
+def assert_image(path, width_px, height_px):
+    image = imread(path)
+    assert image.shape[:2] == (height_px, width_px)
+    assert image[..., :3].std() > 0  # something was drawn
+
+
+########################################################################################################################
+# Metrics by hand
+
+
+def test_forgetting_ratio_by_hand():
+    rho = plot_results.forgetting_ratio(np.array(HAT), np.array(RANDOM), np.array(JOINT))
+    np.testing.assert_allclose(rho, HAT_RHO, equal_nan=True)
+    np.testing.assert_allclose(plot_results.average_seen(rho), HAT_CURVE)
+    # random's off-diagonal entries play no part: only its diagonal is broadcast over the rows
+    other = np.array(RANDOM) + np.tril(np.full((3, 3), 0.05), -1)
+    np.testing.assert_array_equal(plot_results.forgetting_ratio(np.array(HAT), other, np.array(JOINT)), rho)
+
+
+def test_accuracy_bwt_and_forgetting_by_hand():
+    acc = np.array(HAT)
+    # average accuracy: 0.9; (0.95 + 0.7) / 2; (0.6 + 0.45 + 0.5) / 3
+    np.testing.assert_allclose(plot_results.average_seen(acc), [0.9, 0.825, 1.55 / 3])
+    # BWT: ((0.6 - 0.9) + (0.45 - 0.7)) / 2
+    assert plot_results.backward_transfer(acc) == pytest.approx(-0.275)
+    # forgetting: task 0 peaked at 0.95 (after task 1), ends at 0.6; task 1 peaked at 0.7, ends at 0.45
+    assert plot_results.forgetting_measure(acc) == pytest.approx(((0.95 - 0.6) + (0.7 - 0.45)) / 2)
+    assert math.isnan(plot_results.backward_transfer(np.ones((1, 1))))
+    assert math.isnan(plot_results.forgetting_measure(np.ones((1, 1))))
+
+
+def test_confidence_interval_is_the_originals():
+    values = np.array([1.0, 2, 3, 4, 5])
+    # std with ddof=0 is sqrt(2); half-width t * sqrt(2) / sqrt(5) = 2.77644510519779 * 0.632455532 = 1.7559781
+    assert plot_results.confidence_interval(values) == pytest.approx(T_975_4DOF * math.sqrt(2 / 5), rel=1e-12)
+    assert plot_results.confidence_interval(values) == pytest.approx(1.7559781, abs=1e-7)
+    assert math.isnan(plot_results.confidence_interval(np.array([3.0])))
+
+
+def test_seeds():
+    assert plot_results.parse_seeds('0-9') == list(range(10))
+    assert plot_results.parse_seeds('0,1,2') == [0, 1, 2]
+    assert plot_results.parse_seeds('3') == [3]
+    for bad in ('a', '5-2', '1,,2'):
+        with pytest.raises(utils.UserError, match='--seeds'):
+            plot_results.parse_seeds(bad)
+
+
+def test_best_epoch_is_the_loops():
+    assert plot_results.best_epoch([0.5, 0.3, 0.3, 0.4]) == 1  # the first of equal losses: kept on strictly lower
+    assert plot_results.best_epoch([np.nan, 0.2]) == 1
+    assert plot_results.best_epoch([]) == -1  # untrained (single-task mode): the initial weights
+
+
+########################################################################################################################
+# Subcommands
+
+
+def test_forgetting_figure(tmp_path, capsys):
+    folder = write_runs(tmp_path / 'res', seeds=range(5), shift=0.01)
+    # without a subcommand, as the original
+    data = plot_results.main(['--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-4',
+                              '--folders', str(folder), *figure_argv(tmp_path)])
+    assert list(data['curves']) == ['hat'] and data['ntasks'] == 3
+    curve = data['curves']['hat']
+    # seed s adds 0.01 * s to acc[2, 2], so rho[2, 2] by 0.01 * s / 0.5 and the 3-task average by 0.02 * s / 3
+    expected = np.array(HAT_CURVE)[None, :] + np.outer(np.arange(5), [0, 0, 0.02 / 3])
+    np.testing.assert_allclose(curve['per_seed'], expected, atol=1e-12)
+    np.testing.assert_allclose(curve['mean'], [0, 0.0625, -37 / 72 + 0.04 / 3], atol=1e-12)
+    # offsets (-2..2) * 0.02/3 have std (ddof=0) sqrt(2) * 0.02/3
+    np.testing.assert_allclose(curve['ci'], [0, 0, T_975_4DOF * math.sqrt(2) * 0.02 / 3 / math.sqrt(5)], atol=1e-12)
+    out = capsys.readouterr().out
+    assert 'hat                0.000 (0.000)   0.062 (0.000)  -0.501 (0.012)  -->  -0.146' in out
+    assert_image(tmp_path / 'fig.png', 200, 120)
+
+
+def test_forgetting_over_two_folders(tmp_path):
+    a, b = write_runs(tmp_path / 'a'), write_runs(tmp_path / 'b')
+    data = plot_results.main(['forgetting', '--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds',
+                              '0', '--folders', f'{a},{b}', *figure_argv(tmp_path, 'fig.pdf')])
+    assert list(data['curves']) == [f'{a}: hat', f'{b}: hat']
+    assert math.isnan(data['curves'][f'{a}: hat']['ci'][0])  # one seed: no interval
+    assert (tmp_path / 'fig.pdf').read_bytes().startswith(b'%PDF')
+    # The original's jitter, 0.08 * 2 * (i / curves - 0.5): -0.08 and 0 for two curves; the zero line spans them
+    fig = plot_results.plot_forgetting(data, argparse.Namespace(size=(5, 3), dpi=40))
+    first, second = (c.lines[0].get_xdata() for c in fig.axes[0].containers)  # each errorbar's data line
+    np.testing.assert_allclose(first, [0.92, 1.92, 2.92])
+    np.testing.assert_allclose(second, [1, 2, 3])
+    np.testing.assert_allclose(fig.axes[0].lines[-1].get_xdata(), [0.92, 3.08])
+    plot_results.plt.close(fig)
+    short = tmp_path / 'short'
+    short.mkdir()
+    for name, acc in (('random', RANDOM), ('joint', JOINT), ('hat', HAT)):
+        np.savetxt(short / f'exp_{name}_0.txt', np.array(acc)[:2, :2], '%.4f')
+    with pytest.raises(utils.UserError, match=f'different numbers of tasks: {a}: 3, {short}: 2'):
+        plot_results.forgetting_data([a, short], 'exp', ['random', 'joint', 'hat'], [0])
+
+
+def test_table_by_hand(tmp_path, capsys):
+    folder = write_runs(tmp_path / 'res', seeds=range(5), shift=0.03)
+    data = plot_results.main(['table', '--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-4',
+                              '--folders', str(folder), '--csv', str(tmp_path / 'out' / 't.csv'),
+                              '--markdown', str(tmp_path / 'out' / 't.md')])
+    rows = {r['approach']: r for r in data['rows']}
+    hat = rows['hat']
+    assert hat['seeds'] == 5
+    # seed s: acc[2, 2] = 0.5 + 0.03 s, so the final average accuracy (0.6 + 0.45 + 0.5 + 0.03 s) / 3 in %:
+    # 51.667 + s; its mean 53.667, its offsets -2..2 (std sqrt(2), ddof=0)
+    assert hat['acc_final'] == pytest.approx((155 / 3 + 2, T_975_4DOF * math.sqrt(2) / math.sqrt(5)))
+    assert hat['acc_final'][1] == pytest.approx(1.7559781, abs=1e-6)
+    assert hat['acc_1'] == pytest.approx((90, 0)) and hat['acc_2'] == pytest.approx((82.5, 0))
+    assert hat['bwt'] == pytest.approx((-27.5, 0))  # acc[2, 2] is not in BWT or forgetting
+    assert hat['forgetting'] == pytest.approx((30, 0))
+    # rho[2, 2] = 2 * 0.03 s - 0.5, so the final rho is -37/72 + 0.02 s
+    assert hat['rho'] == pytest.approx((-37 / 72 + 0.04, T_975_4DOF * math.sqrt(2) * 0.02 / math.sqrt(5)))
+    assert rows['joint']['rho'] == pytest.approx((0, 0))  # the upper reference, by construction
+
+    with open(tmp_path / 'out' / 't.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert [r['approach'] for r in table] == ['random', 'joint', 'hat']
+    assert list(table[0]) == ['approach', 'seeds', 'acc_1', 'acc_1_ci95', 'acc_2', 'acc_2_ci95', 'acc_3',
+                              'acc_3_ci95', 'acc_final', 'acc_final_ci95', 'bwt', 'bwt_ci95', 'forgetting',
+                              'forgetting_ci95', 'rho', 'rho_ci95']
+    assert table[2]['acc_final'] == '53.666667' and table[2]['acc_final_ci95'] == '1.755978'
+    assert table[2]['bwt'] == '-27.500000' and table[2]['forgetting'] == '30.000000'
+    assert table[2]['rho'] == f'{-37 / 72 + 0.04:.6f}'
+    markdown = (tmp_path / 'out' / 't.md').read_text().splitlines()
+    assert markdown[0] == '| approach | seeds | acc 1 | acc 2 | acc 3 | final acc | BWT | forgetting | rho |'
+    assert markdown[1] == '|---|---|---|---|---|---|---|---|---|'
+    assert markdown[4] == ('| hat | 5 | 90.00 ± 0.00 | 82.50 ± 0.00 | 53.67 ± 1.76 | 53.67 ± 1.76 | -27.50 ± 0.00 | '
+                           '30.00 ± 0.00 | -0.474 ± 0.035 |')
+    assert 'hat ' in capsys.readouterr().out
+
+
+def test_table_without_references_says_na(tmp_path):
+    folder = write_runs(tmp_path / 'res', approaches=('hat',))
+    plot_results.main(['table', '--experiment', 'exp', '--approaches', 'hat', '--seeds', '0', '--folders',
+                       str(folder), '--csv', str(tmp_path / 't.csv'), '--markdown', str(tmp_path / 't.md')])
+    row = next(csv.DictReader((tmp_path / 't.csv').read_text().splitlines()))
+    assert row['rho'] == row['rho_ci95'] == row['bwt_ci95'] == 'n/a'  # no references; one seed: no interval
+    assert row['bwt'] == '-27.500000'
+    assert (tmp_path / 't.md').read_text().splitlines()[2].endswith('| -27.50 ± n/a | 30.00 ± n/a | n/a |')
+
+
+def test_matrix_figure(tmp_path):
+    acc = np.array([[0.9, 0, 0], [0.85, 0.8, 0], [0, 0, 0]], dtype=np.float32)
+    with open(tmp_path / 'run.pkl', 'wb') as f:
+        pickle.dump({'acc': acc, 'task_names': ['a', 'b', 'c'], 'tasks_done': 2}, f)
+    data = plot_results.main(['matrix', str(tmp_path / 'run.pkl'), *figure_argv(tmp_path, size='4,4', dpi='30')])
+    assert data['task_names'] == ['a', 'b', 'c']
+    # in %, blank above the diagonal and for the task not done
+    np.testing.assert_allclose(data['acc'], [[90, np.nan, np.nan], [85, 80, np.nan], [np.nan] * 3], equal_nan=True,
+                               rtol=1e-6)
+    assert_image(tmp_path / 'fig.png', 120, 120)
+    np.savetxt(tmp_path / 'run.txt', acc, '%.4f')
+    data = plot_results.main(['matrix', str(tmp_path / 'run.txt'), *figure_argv(tmp_path)])
+    assert data['task_names'] == ['0', '1', '2'] and data['acc'][2, 0] == 0
+
+
+def test_curves_figure(tmp_path):
+    records = [{'task': t, 'epoch': e + 1, 'lr': 0.05, 'train_loss': 1 / (e + 1), 'valid_loss': 1.5 / (e + 1),
+                'train_acc': 0.5 + 0.1 * e, 'valid_acc': 0.4 + 0.1 * e} for t, n in ((0, 3), (1, 2)) for e in range(n)]
+    log = tmp_path / 'run.jsonl'
+    log.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    data = plot_results.main(['curves', str(log), *figure_argv(tmp_path)])
+    assert data['boundaries'] == [3]  # task 1 begins at the fourth epoch logged
+    np.testing.assert_allclose(data['train_loss'], [1, 1 / 2, 1 / 3, 1, 1 / 2])
+    np.testing.assert_allclose(data['valid_acc'], [0.4, 0.5, 0.6, 0.4, 0.5])
+    assert_image(tmp_path / 'fig.png', 200, 120)
+    plot_results.main(['curves', str(log), '--output', str(tmp_path / 'default.png')])
+    assert_image(tmp_path / 'default.png', 600, 400)  # 6 x 4 inches at 100 dpi
+
+
+########################################################################################################################
+# HAT masks
+
+
+@pytest.fixture(scope='module')
+def hat_test_run(data_dir, tmp_path_factory):
+    """A real hat-test run on the tiny mnist2 (a dry run: one epoch of 3 batches per task, which is enough to move
+    the masks): its results pickle, monitoring log and epoch log."""
+    root = tmp_path_factory.mktemp('hat_test')
+    run.main(['--experiment', 'mnist2', '--approach', 'hat-test', '--data-dir', str(data_dir),
+              '--results-dir', str(root / 'res'), '--logs-dir', str(root / 'logs'),
+              '--dry-run', '--batch-size', '16', '--device', 'cpu'])
+    name = 'mnist2_hat-test_0_dryrun'
+    return root / 'res' / f'{name}.pkl', root / 'logs' / f'{name}_masks.pkz', root / 'logs' / f'{name}.jsonl'
+
+
+def test_masks_of_a_real_hat_test_run(hat_test_run, tmp_path, capsys):
+    results_pkl, pkz, jsonl = hat_test_run
+    data = plot_results.main(['masks', str(pkz), '--run', str(results_pkl), *figure_argv(tmp_path)])
+    with gzip.open(pkz, 'rb') as f:
+        logs = pickle.load(f)
+    assert data['layers'] == ['fc1', 'fc2'] and data['units'] == [2000, 2000]
+    assert data['weights'] == [784 * 2000, 2000 * 2000]
+    # After task 0: the cumulative mask the log holds before task 1, counted directly
+    after0 = [logs['mask_pre'][1][k] > 0.5 for k in (0, 1)]
+    np.testing.assert_allclose(data['unit_use'][:, 0], [a.mean() for a in after0])
+    # After the last task: max(before it, its mask at the best epoch, which the epoch log marks)
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    best = max(r['epoch'] for r in records if r['task'] == 1 and r['best']) - 1
+    after1 = [np.maximum(logs['mask_pre'][1][k], logs['mask'][1][k][best]) > 0.5 for k in (0, 1)]
+    np.testing.assert_allclose(data['unit_use'][:, 1], [a.mean() for a in after1])
+    # The same rebuild for task 0 reproduces the cumulative mask HAT itself logged before task 1
+    rebuilt = plot_results.cumulative_after({**logs, 'mask_pre': {0: logs['mask_pre'][0]}}, 0)
+    for k in (0, 1):
+        np.testing.assert_array_equal(rebuilt[k], logs['mask_pre'][1][k].ravel())
+    # Weights: fc1 (the first layer) follows its output units; fc2's weight is used where both its units are
+    for t, after in enumerate((after0, after1)):
+        assert data['weight_use'][0, t] == pytest.approx(after[0].mean())
+        assert data['weight_use'][1, t] == pytest.approx(after[1].mean() * after[0].mean())
+        total = (after[0].sum() * 784 + after[1].sum() * after[0].sum()) / (784 * 2000 + 2000 * 2000)
+        assert data['weight_use_total'][t] == pytest.approx(total)
+    assert np.all(np.diff(data['unit_use'], axis=1) >= 0)  # the cumulative mask only grows
+    # Binarisation: per task, every epoch logged (-1: before training), all layers pooled
+    for t in (0, 1):
+        assert sorted(data['binarised'][t]) == [-1, 0]
+        gates = np.concatenate([logs['mask'][t][k][0].ravel() for k in (0, 1)])
+        assert data['binarised'][t][0] == pytest.approx(np.mean((gates < 0.01) | (gates > 0.99)))
+    assert 'fc2' in capsys.readouterr().out
+    assert_image(tmp_path / 'fig.png', 200, 120)
+
+
+def test_masks_count_conv_weights_by_hand(tmp_path):
+    """alexnet_hat, one task, masks made by hand: conv channels and the conv->fc expansion."""
+    used = {'c1': (16, 64), 'c2': (64, 128), 'c3': (64, 256), 'fc1': (512, 2048), 'fc2': (1024, 2048)}
+    best, later, before = {}, {}, {}
+    for k, (on, units) in enumerate(used.values()):
+        best[k] = np.zeros((1, units), dtype=np.float32)
+        best[k][0, :on] = 1
+        later[k] = np.ones((1, units), dtype=np.float32)  # epoch 1 is not the best: must not be counted
+        before[k] = np.where(np.arange(units) % 2 == 0, 0.995, 0.5).astype(np.float32)[None]  # half near 1
+    logs = {'mask': {0: {k: {-1: before[k], 0: best[k], 1: later[k]} for k in range(5)}},
+            'mask_pre': {0: {k: np.zeros_like(best[k]) for k in range(5)}},
+            'valid_loss': {0: np.array([0.5, 0.7])}, 'test_acc': {0: np.array([0.8])}, 'task_name': {0: 'x'}}
+    (tmp_path / 'x_masks.pkz').write_bytes(gzip.compress(pickle.dumps(logs)))
+    with open(tmp_path / 'x.pkl', 'wb') as f:
+        pickle.dump({'inputsize': [3, 32, 32], 'taskcla': [(0, 2)], 'args': {'network': 'alexnet_hat'}}, f)
+    data = plot_results.masks_data(tmp_path / 'x_masks.pkz', tmp_path / 'x.pkl', 0.5)
+    units = {'c1': 0.25, 'c2': 0.5, 'c3': 0.25, 'fc1': 0.25, 'fc2': 0.5}
+    np.testing.assert_allclose(data['unit_use'][:, 0], list(units.values()))
+    # c1 follows its output channels; the others need both ends; fc1's inputs are c3's channels repeated over the
+    # spatial positions, which keeps c3's fraction
+    weights = {'c1': 0.25, 'c2': 0.5 * 0.25, 'c3': 0.25 * 0.5, 'fc1': 0.25 * 0.25, 'fc2': 0.5 * 0.25}
+    np.testing.assert_allclose(data['weight_use'][:, 0], list(weights.values()))
+    net = alexnet_hat.Net([3, 32, 32], [(0, 2)])
+    sizes = [getattr(net, layer).weight.numel() for layer in used]
+    assert data['weights'] == sizes
+    assert data['weight_use_total'][0] == pytest.approx(np.dot(sizes, list(weights.values())) / sum(sizes))
+    assert data['binarised'][0] == {-1: 0.5, 0: 1.0, 1: 1.0}
+
+
+########################################################################################################################
+# Bad input
+
+
+def assert_one_line_error(returncode, stderr, *fragments):
+    assert returncode == 2, stderr
+    assert 'Traceback' not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_command_line_errors(tmp_path):
+    """As a user runs it: one line on stderr, exit status 2 (both at once: each imports torch)."""
+    folder = write_runs(tmp_path / 'res', seeds=(0, 1))
+    common = ['--experiment', 'exp', '--folders', str(folder)]
+    headless = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    cases = [
+        (['--approaches', 'random,joint,hat', '--seeds', '0-2', *common, '--output', str(tmp_path / 'f.png')],
+         ['missing result file', str(folder / 'exp_random_2.txt')]),
+        (['matrix', str(folder / 'exp_hat_0.txt')], ['no display', '--output']),
+    ]
+    procs = [subprocess.Popen([sys.executable, str(ROOT / 'src' / 'plot_results.py'), *argv], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**headless, 'MPLBACKEND': 'Agg'})
+             for argv, _ in cases]
+    for proc, (_, fragments) in zip(procs, cases):
+        _, stderr = proc.communicate()
+        assert_one_line_error(proc.returncode, stderr, *fragments)
+    assert not (tmp_path / 'f.png').exists()
+
+
+@pytest.mark.parametrize('files,argv,fragment', [
+    ({'exp_hat_0.txt': '0.9 x\n0.8 0.7\n'}, [], 'exp_hat_0.txt: not an accuracy matrix (could not convert'),
+    ({'exp_hat_0.txt': '0.9 0.1 0.2\n0.8 0.7 0.3\n'}, [], 'expected a square accuracy matrix'),
+    ({'exp_hat_0.txt': ''}, [], 'got shape'),
+    ({'exp_hat_0.txt': '0.9 0\n0.8 1.7\n'}, [], 'in [0, 1]'),
+    ({'exp_hat_0.txt': '0.9 0\n0.8 0.7\n'}, [], 'must have the same size'),
+    ({'exp_joint_0.txt': '0.9 0 0\n0.9 0.2 0\n0.8 0.6 0.75\n'}, [], 'forgetting ratio is undefined'),
+    ({}, ['--approaches', 'random,hat'], "must include random and joint (the forgetting ratio's references); "
+                                          "missing: joint"),
+    ({}, ['--approaches', 'random,joint'], 'nothing to plot besides'),
+    ({}, ['--approaches', ','], '--approaches is empty'),
+    ({}, ['--folders', ','], '--folders is empty'),
+    ({}, ['--seeds', '0-x'], "--seeds '0-x'"),
+    ({}, ['--size', '6'], "--size '6'"),
+    ({}, ['--dpi', '0'], '--dpi must be at least 1'),
+    ({}, ['--output', 'fig.xyz'], '--output fig.xyz: not a figure format matplotlib writes'),
+    ({}, ['--output', 'fig'], '--output fig: not a figure format'),
+])
+def test_bad_results(tmp_path, monkeypatch, capsys, files, argv, fragment):
+    folder = write_runs(tmp_path / 'res')
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    defaults = {'--approaches': 'random,joint,hat', '--seeds': '0', '--output': str(tmp_path / 'f.png')}
+    defaults.update(zip(argv[::2], argv[1::2]))
+    flags = [x for kv in defaults.items() for x in kv]
+    monkeypatch.setattr(sys, 'argv', ['plot_results.py', '--experiment', 'exp', '--folders', str(folder), *flags])
+    with pytest.raises(SystemExit) as e:
+        plot_results.cli()
+    assert_one_line_error(e.value.code, capsys.readouterr().err, fragment)
+
+
+def test_bad_logs(tmp_path, hat_test_run):
+    results_pkl, pkz, _ = hat_test_run
+    bad_json = tmp_path / 'bad.jsonl'
+    bad_json.write_text('{"task": 0}\n')
+    empty = tmp_path / 'empty.jsonl'
+    empty.write_text('')
+    copied = tmp_path / 'zz_no_such_run_masks.pkz'
+    copied.write_bytes(pkz.read_bytes())
+    not_hat = tmp_path / 'sgd.pkl'
+    not_hat.write_bytes(pickle.dumps({'inputsize': [1, 28, 28], 'taskcla': [(0, 5)], 'args': {'network': 'mlp'}}))
+    out = ['--output', str(tmp_path / 'f.png')]
+    for argv, fragment in (
+            (['curves', str(bad_json)], 'line 1: expected an object with task'),
+            (['curves', str(empty)], 'no epochs logged'),
+            (['curves', str(tmp_path / 'none.jsonl')], 'missing log file'),
+            (['masks', str(copied)], f"missing file {utils.RESULTS_DIR / 'zz_no_such_run.pkl'}"),
+            (['masks', str(pkz), '--run', str(not_hat)], 'network mlp has no task gates'),
+            (['masks', str(pkz), '--run', str(results_pkl), '--threshold', '1'], '--threshold must be'),
+            (['matrix', str(not_hat)], "has no 'acc'")):
+        with pytest.raises(utils.UserError) as e:
+            plot_results.main(argv + out)
+        assert fragment in str(e.value), (argv, str(e.value))
