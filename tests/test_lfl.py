@@ -1,0 +1,113 @@
+"""LFL's mechanics: the feature penalty by hand, its targets from a frozen copy, its networks, the original's
+defaults."""
+import pytest
+import torch
+
+import run
+import utils
+from approaches import lfl
+from networks import alexnet, alexnet_lfl, mlp, mlp_lfl
+from test_hat import make_args, two_task_data
+
+
+def make_lfl(net, **overrides):
+    return lfl.Appr(net, make_args(lfl.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+
+
+def test_defaults_are_the_originals():
+    args = make_args(lfl.Appr)
+    assert (args.lamb, args.clipgrad) == (0.05, 200)
+    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    assert lfl.Appr.parameter_names == ('lamb',)  # the original's lfl.py ignored --parameter
+    assert lfl.Appr.network_variant == 'lfl'
+
+
+@pytest.mark.parametrize('experiment,network', [('mnist2', 'mlp_lfl'), ('pmnist', 'mlp_lfl'), ('cifar', 'alexnet_lfl')])
+def test_run_picks_the_lfl_networks(experiment, network):
+    args = run.parse_args(['--experiment', experiment, '--approach', 'lfl'])[0]
+    assert args.network == network
+
+
+def test_feature_penalty_matches_hand_computed():
+    new = torch.tensor([[1.0, 0.0, 2.0], [0.5, 3.0, 0.0]])
+    old = torch.tensor([[0.0, 0.0, 1.5], [1.0, 1.0, 0.0]])
+    # (1 + 0 + 0.25 + 0.25 + 4 + 0) / 2: summed over the batch and the units, halved
+    assert lfl.feature_penalty(new, old).item() == pytest.approx(5.5 / 2)
+    assert lfl.feature_penalty(old, old).item() == 0
+
+
+@pytest.mark.parametrize('module,plain,inputsize', [(mlp_lfl, mlp, [1, 28, 28]), (alexnet_lfl, alexnet, [3, 32, 32])])
+def test_lfl_networks_are_the_plain_ones_without_dropout_on_the_last_hidden_layer(module, plain, inputsize):
+    taskcla = [(0, 2), (1, 5)]
+    net, ref = module.Net(inputsize, taskcla), plain.Net(inputsize, taskcla)
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    ref.load_state_dict(net.state_dict())
+    x = torch.randn(3, *inputsize)
+    outputs, h = net.eval()(x)
+    assert torch.equal(h, ref.eval().features(x))
+    assert all(torch.equal(a, b) for a, b in zip(outputs, ref(x)))
+    # A last hidden layer that outputs its bias whatever its input: not dropped out in training, and what heads see
+    last = net.fc2
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(0.5)
+    outputs, h = net.train()(x)
+    assert torch.equal(h, torch.full((3, last.bias.numel()), 0.5))
+    assert all(torch.equal(o, head(h)) for o, head in zip(outputs, net.last))
+
+
+def test_first_task_is_plain_cross_entropy():
+    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
+    appr = make_lfl(net)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
+    net.eval()
+    outputs = appr.forward(0, x)
+    assert appr.features_old is None
+    assert torch.equal(appr.criterion(0, outputs, y), torch.nn.functional.cross_entropy(outputs[0], y))
+
+
+def test_penalty_zero_when_features_equal_the_old_models():
+    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
+    appr = make_lfl(net)
+    appr.post_train(0, None)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
+    net.eval()
+    outputs = appr.forward(1, x)
+    assert torch.equal(appr.features, appr.features_old)
+    assert torch.equal(appr.criterion(1, outputs, y), torch.nn.functional.cross_entropy(outputs[1], y))
+    assert appr.metrics()['penalty'].item() == 0
+
+
+def test_criterion_adds_lamb_times_hand_computed_penalty():
+    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)], nhid=4)
+    appr = make_lfl(net, lamb=0.05)
+    appr.post_train(0, None)
+    with torch.no_grad():
+        net.fc2.bias.add_(torch.tensor([0.5, -0.25, 1.0, 0.0]))
+    net.eval()
+    x, y = torch.randn(2, 1, 28, 28), torch.tensor([2, 1])
+    outputs = appr.forward(1, x)
+    new, old = appr.features.tolist(), appr.features_old.tolist()
+    penalty = sum((a - b) ** 2 for rn, ro in zip(new, old) for a, b in zip(rn, ro)) / 2
+    assert penalty > 0
+    expected = torch.nn.functional.cross_entropy(outputs[1], y).item() + 0.05 * penalty
+    assert appr.criterion(1, outputs, y).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_targets_come_from_a_frozen_copy():
+    utils.seed_everything(0)
+    data = two_task_data()
+    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
+    appr = make_lfl(net, nepochs=2)
+    appr.train(0, data)
+    old = appr.model_old
+    assert old is not net and not old.training
+    assert all(not p.requires_grad for p in old.parameters())
+    x = data[1]['train']['x']
+    with torch.no_grad():
+        before = old(x)[1].clone()
+    appr.train(1, data)
+    assert all(p.grad is None for p in old.parameters())
+    with torch.no_grad():
+        assert torch.equal(old(x)[1], before)
+        assert not torch.equal(net.eval()(x)[1], before)
