@@ -36,9 +36,12 @@ def run_main(data_dir, tmp_path, *argv):
 
 
 def test_module_choices():
-    assert APPROACHES == ['hat', 'joint', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
+    assert APPROACHES == ['ewc', 'hat', 'hat-test', 'imm-mean', 'imm-mode', 'joint', 'lfl', 'lwf', 'pathnet',
+                          'progressive', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
     assert EXPERIMENTS == ['cifar', 'mnist2', 'pmnist', 'split_fmnist', 'split_mnist']
-    assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'mlp', 'mlp_hat']
+    assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'alexnet_lfl', 'alexnet_pathnet',
+                                                'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl', 'mlp_pathnet',
+                                                'mlp_progressive']
 
 
 @pytest.mark.parametrize('approach,experiment', RUNS)

@@ -1,0 +1,239 @@
+"""PathNet: the original's modules (hand-checked), path sampling, tournament and freezing, and its guarantee: what
+earlier tasks answer never changes."""
+import numpy as np
+import pytest
+import torch
+
+import utils
+from approaches import pathnet
+from networks import alexnet_pathnet, mlp_pathnet
+from test_hat import make_args
+from test_progressive import CIFAR, make_tasks, shapes
+
+
+class Records:
+    """An epoch log that keeps its records."""
+
+    def __init__(self):
+        self.rows = []
+
+    def write(self, **record):
+        self.rows.append(record)
+
+
+def make_appr(net, log=None, **overrides):
+    return pathnet.Appr(net, make_args(pathnet.Appr, **overrides), torch.device('cpu'), log or utils.EpochLog(None))
+
+
+def test_defaults_are_the_originals():
+    args = make_args(pathnet.Appr)
+    assert (args.generations, args.clipgrad) == (20, 1000)
+    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    assert pathnet.Appr.P == 2 and pathnet.Appr.parameter_names == ('generations',)
+    assert pathnet.Appr.parse_parameter(['50'], {'generations': int}) == {'generations': 50}
+    assert pathnet.Appr.network_variant == alexnet_pathnet.VARIANT == mlp_pathnet.VARIANT == 'pathnet'
+    net = alexnet_pathnet.Net([3, 32, 32], CIFAR)
+    assert (net.M, net.N, len(net.layers), alexnet_pathnet.EXPAND_FACTOR) == (16, 3, 5, 0.258)
+    net = mlp_pathnet.Net([1, 28, 28], [(0, 5), (1, 5)])
+    assert (net.M, net.N, len(net.layers)) == (16, 3, 2)
+
+
+def test_alexnet_modules_at_3x32x32():
+    net = alexnet_pathnet.Net([3, 32, 32], CIFAR)
+    s = shapes(net)
+    # int(0.258 * (64, 128, 256, 2048)) = 16, 33, 66, 528; kernels 4, 3, 2; side 32 -> 29 -> 14 -> 12 -> 6 -> 5 -> 2
+    for k in range(16):
+        assert s[f'conv1.{k}.weight'] == (16, 3, 4, 4) and s[f'conv2.{k}.weight'] == (33, 16, 3, 3)
+        assert s[f'conv3.{k}.weight'] == (66, 33, 2, 2) and s[f'fc1.{k}.weight'] == (528, 66 * 2 * 2)
+        assert s[f'fc2.{k}.weight'] == (528, 528)
+    assert 'conv1.16.weight' not in s and [s[f'last.{t}.weight'] for t, _ in CIFAR] == [(n, 528) for _, n in CIFAR]
+    # Per module index: conv1 16*3*16+16 = 784, conv2 33*16*9+33 = 4785, conv3 66*33*4+66 = 8778,
+    # fc1 528*264+528 = 139920, fc2 528*528+528 = 279312: 433579, times 16; heads 529 * (5*2 + 5*20)
+    total = 16 * 433579 + 529 * 110
+    assert sum(p.numel() for p in net.parameters()) == total == 6995454  # the original's count
+    assert net.best_path.shape == (10, 5, 3) and bool((net.best_path == -1).all())
+    assert 'best_path' in net.state_dict()
+
+
+def test_mlp_modules():
+    net = mlp_pathnet.Net([1, 28, 28], [(t, 10) for t in range(10)])
+    s = shapes(net)
+    # int(0.162 * 2000) = 324 units per module
+    assert s['fc1.15.weight'] == (324, 784) and s['fc2.15.weight'] == (324, 324) and s['last.9.weight'] == (10, 324)
+    assert (net.drop1.p, net.drop2.p) == (0.2, 0.5)
+    total = 16 * (785 * 324) + 16 * (325 * 324) + 10 * (10 * 325)
+    assert sum(p.numel() for p in net.parameters()) == total == 5786740  # mlp.py: 5,772,100
+
+
+def test_forward_sums_the_modules_of_the_path():
+    net = mlp_pathnet.Net([1, 28, 28], [(0, 3), (1, 3)]).eval()
+    x = torch.randn(4, 1, 28, 28)
+    path = np.array([[3, 0, 7], [15, 2, 2]])
+    h = sum(torch.relu(net.fc1[k](x.flatten(1))) for k in (3, 0, 7))
+    h = sum(torch.relu(net.fc2[k](h)) for k in (15, 2, 2))
+    with torch.no_grad():
+        assert torch.allclose(net(1, x, path), net.last[1](h), atol=1e-6)
+        net.best_path[1] = torch.from_numpy(path)
+        assert torch.equal(net(1, x), net(1, x, path))  # by default, the task's best path
+
+
+def test_path_sampling_is_the_originals():
+    appr = make_appr(mlp_pathnet.Net([1, 28, 28], [(0, 3)]))
+    np.random.seed(3)
+    paths = appr.sample_paths()
+    after = np.random.rand()
+    assert paths.shape == (2, 2, 3)
+    # The original's draws in its order: a randint(0, M-1) matrix, then one list reshuffled per (path, layer)
+    np.random.seed(3)
+    np.random.randint(0, 15, size=(2, 2, 3))
+    guesses = list(range(16))
+    expected = []
+    for _ in range(4):
+        np.random.shuffle(guesses)
+        expected.append(guesses[:3])
+    assert paths.reshape(4, 3).tolist() == expected and np.random.rand() == after
+    seen = set()
+    for _ in range(30):
+        for layer in appr.sample_paths().reshape(-1, 3).tolist():
+            assert len(set(layer)) == 3  # N distinct modules per layer
+            seen |= set(layer)
+    assert seen == set(range(16))  # module M-1 too, which the discarded randint could not draw
+
+
+def test_mutation_copies_the_winner_with_the_originals_draws():
+    appr = make_appr(alexnet_pathnet.Net([3, 32, 32], [(0, 2)]))
+    rng = np.random.RandomState(0)
+    paths = np.stack([rng.permutation(16)[:3] for _ in range(10)]).reshape(2, 5, 3)
+    np.random.seed(4)
+    mutated = paths.copy()
+    appr.mutate(mutated, winner=1)
+    assert np.array_equal(mutated[1], paths[1])
+    assert not np.array_equal(mutated[0], paths[1])
+    assert set(((mutated[0] - paths[1]) % 16).flatten().tolist()) <= {0, 1, 2, 14, 15}  # steps in [-2, 2] mod M
+    np.random.seed(4)
+    expected = paths[1].copy()
+    for layer in range(5):
+        for k in range(3):
+            if np.random.rand() < 1 / 15:  # 1 / (N * L)
+                expected[layer, k] = (expected[layer, k] + np.random.randint(-2, 3)) % 16
+    assert np.array_equal(mutated[0], expected)
+
+
+def test_train_path_trains_its_free_modules_and_head_t_only():
+    net = alexnet_pathnet.Net([3, 32, 32], [(0, 2), (1, 2), (2, 2)])
+    net.best_path[0] = torch.tensor([[0, 1, 2]] * 5)
+    net.best_path[1] = torch.tensor([[2, 3, 4]] * 5)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    net.train_path(2, np.array([[1, 4, 5]] * 5))
+    trainable = {name for name, p in net.named_parameters() if p.requires_grad}
+    assert trainable == {f'{layer}.5.{w}' for layer in net.layers for w in ('weight', 'bias')} | {'last.2.weight',
+                                                                                                  'last.2.bias'}
+    assert all(p.grad is None for p in net.parameters())  # stale gradients would count in clip_grad_norm_
+
+
+def test_modules_off_earlier_best_paths_restart_from_initial_weights():
+    net = mlp_pathnet.Net([1, 28, 28], [(0, 3), (1, 3)])
+    appr = make_appr(net)
+    initial = utils.get_model(net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1)
+    net.best_path[0] = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    appr.pre_train(1)
+    for name, p in net.named_parameters():
+        layer, k = name.split('.')[:2]
+        kept = layer == 'last' or int(k) in ((0, 1, 2) if layer == 'fc1' else (3, 4, 5))
+        assert torch.equal(p, initial[name] + 1 if kept else initial[name]), name
+
+
+def test_generations_paths_and_epochs():
+    """generations x P fits of nepochs // generations epochs each; with fewer epochs than generations, one each."""
+    data = make_tasks((1, 28, 28), 1, n=16)
+    for nepochs, generations, epochs in ((6, 3, 2), (2, 20, 1)):
+        utils.seed_everything(0)
+        log = Records()
+        appr = make_appr(mlp_pathnet.Net([1, 28, 28], [(0, 3)]), log, nepochs=nepochs, generations=generations)
+        appr.train(0, data)
+        expected = [(g, p, e) for g in range(1, min(generations, nepochs) + 1) for p in (1, 2)
+                    for e in range(1, epochs + 1)]
+        assert [(r['generation'], r['path'], r['epoch']) for r in log.rows] == expected
+
+
+class Scripted(pathnet.Appr):
+    """PathNet whose fit() follows a script of (validation loss, whether the learning rate is divided), marking the
+    weights it leaves with that loss."""
+
+    def __init__(self, *args, script):
+        super().__init__(*args)
+        self.script = iter(script)
+        self.calls = []
+
+    def fit(self, t, train, valid, nepochs):
+        loss, decay = next(self.script)
+        self.calls.append({'path': self.path.copy(), 'lr': self.lr, 'start': self.model.last[t].bias[0].item()})
+        with torch.no_grad():
+            self.model.last[t].bias.fill_(loss)
+        self._get_optimizer(self.lr / self.lr_factor if decay else self.lr)
+        return loss
+
+
+def make_scripted(script, **overrides):
+    net = mlp_pathnet.Net([1, 28, 28], [(0, 3)])
+    return Scripted(net, make_args(pathnet.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None),
+                    script=script)
+
+
+def test_tournament_keeps_the_best_weights_and_carries_learning_rates():
+    utils.seed_everything(0)
+    # Losses exact in float32, as they mark the weights
+    appr = make_scripted([(1.0, True), (0.5, False), (0.75, False), (0.625, True), (0.25, False), (0.875, False)],
+                         nepochs=30, generations=3)
+    appr.train(0, make_tasks((1, 28, 28), 1, n=8))
+    lr = 0.05
+    # Path 1 starts each generation at its own rate; after a generation both take the winner's
+    assert [c['lr'] for c in appr.calls] == [lr, lr, lr, lr, lr / 3, lr / 3]
+    # Each generation ends on the best weights so far: path 2's of generation 1 (0.5), then path 1's (0.25)
+    assert [c['start'] for c in appr.calls[1:]] == [1.0, 0.5, 0.75, 0.5, 0.25]
+    assert bool((appr.model.last[0].bias == 0.25).all())
+    assert np.array_equal(appr.model.best_path[0].numpy(), appr.calls[4]['path'])
+    assert appr.path is None and appr.lr == lr  # evaluation goes through the best path
+    # Generation 2's path 1 is generation 1's winner, mutated
+    steps = (appr.calls[2]['path'] - appr.calls[1]['path']) % 16
+    assert set(steps.flatten().tolist()) <= {0, 1, 2, 14, 15}
+
+
+def test_task_ends_when_every_path_rate_is_below_lr_min():
+    utils.seed_everything(0)
+    appr = make_scripted([(1.0, True)] * 10, nepochs=50, generations=5, lr_min=0.01)
+    appr.train(0, make_tasks((1, 28, 28), 1, n=8))
+    assert len(appr.calls) == 4  # 0.05 -> 0.0167 -> 0.0056 < 0.01 for both paths after generation 2
+
+
+@pytest.mark.parametrize('module,shape', [(mlp_pathnet, (1, 28, 28)), (alexnet_pathnet, (3, 32, 32))])
+def test_best_path_frozen_and_earlier_outputs_bitwise_unchanged(module, shape):
+    utils.seed_everything(0)
+    data = make_tasks(shape, 2)
+    net = module.Net(list(shape), [(0, 3), (1, 3)])
+    appr = make_appr(net, nepochs=2, generations=2)
+    appr.train(0, data)
+    best = net.best_path[0].tolist()
+    assert all(0 <= k < net.M for layer in best for k in layer)
+    on_path = {f'{name}.{k}.' for name, layer in zip(net.layers, best) for k in layer} | {'last.0.'}
+    frozen = {name: p for name, p in net.named_parameters() if name.startswith(tuple(on_path))}
+    before = {name: p.detach().clone() for name, p in frozen.items()}
+    x = data[0]['test']['x']
+    net.eval()
+    with torch.no_grad():
+        output = net(0, x)
+    head = net.last[1].weight.detach().clone()
+    checks = []
+    appr.post_backward = lambda t: checks.append(all(not p.requires_grad and p.grad is None for p in frozen.values()))
+    appr.train(1, data)
+    assert len(checks) > 0 and all(checks)
+    assert all(torch.equal(p, before[name]) for name, p in frozen.items())
+    assert not torch.equal(net.last[1].weight, head)  # task 1 did learn
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(0, x), output)
+    assert net.best_path[1].min() >= 0

@@ -1,0 +1,142 @@
+"""Progressive networks: the original's column widths and laterals, hand-checked, and their guarantee: what earlier
+tasks answer never changes."""
+import pytest
+import torch
+
+import utils
+from approaches import progressive
+from networks import alexnet_progressive, mlp_progressive
+from test_hat import make_args
+
+CIFAR = [(t, 2) for t in range(5)] + [(t, 20) for t in range(5, 10)]  # the cifar experiment's taskcla
+
+
+def make_tasks(shape, ntasks, n=32, ncla=3, seed=0):
+    """ntasks random ncla-class tasks of n inputs of `shape`, learnable by memorisation (train = valid = test)."""
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(ntasks):
+        x = torch.randn(n, *shape, generator=g)
+        y = torch.randint(0, ncla, (n,), generator=g)
+        tasks.append({'name': f't{t}', 'ncla': ncla, 'train': {'x': x, 'y': y}, 'valid': {'x': x, 'y': y},
+                      'test': {'x': x, 'y': y}})
+    return tasks
+
+
+def shapes(net):
+    return {name: tuple(p.shape) for name, p in net.named_parameters()}
+
+
+def make_appr(net, **overrides):
+    return progressive.Appr(net, make_args(progressive.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+
+
+def test_defaults_are_the_originals():
+    args = make_args(progressive.Appr)
+    assert args.clipgrad == 10000 and (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    assert progressive.Appr.parameter_names == ()
+    assert progressive.Appr.network_variant == alexnet_progressive.VARIANT == mlp_progressive.VARIANT == 'progressive'
+    assert alexnet_progressive.EXPAND_FACTOR == 1.117
+
+
+def test_alexnet_columns_at_3x32x32():
+    net = alexnet_progressive.Net([3, 32, 32], CIFAR)
+    s = shapes(net)
+    # int(1.117 * (64, 128, 256, 2048) / 10) = 7, 14, 28, 228; kernels 4, 3, 2; side 32 -> 29 -> 14 -> 12 -> 6 -> 5 -> 2
+    for t, n in CIFAR:
+        assert s[f'conv1.{t}.weight'] == (7, 3, 4, 4) and s[f'conv2.{t}.weight'] == (14, 7, 3, 3)
+        assert s[f'conv3.{t}.weight'] == (28, 14, 2, 2) and s[f'fc1.{t}.weight'] == (228, 28 * 2 * 2)
+        assert s[f'fc2.{t}.weight'] == (228, 228) and s[f'last.{t}.weight'] == (n, 228)
+    # Into column 3: one scale per earlier column, V from 3 columns back to one (1x1 before a convolution), U shaped as
+    # the layer it feeds; none into conv1 or the heads
+    assert s['lateral.conv2.2.scale'] == (3,)
+    assert s['lateral.conv2.2.V.weight'] == (7, 21, 1, 1) and s['lateral.conv2.2.U.weight'] == (14, 7, 3, 3)
+    assert s['lateral.conv3.2.V.weight'] == (14, 42, 1, 1) and s['lateral.conv3.2.U.weight'] == (28, 14, 2, 2)
+    assert s['lateral.fc1.2.V.weight'] == (112, 336) and s['lateral.fc1.2.U.weight'] == (228, 112)
+    assert s['lateral.fc2.2.V.weight'] == (228, 684) and s['lateral.fc2.2.U.weight'] == (228, 228)
+    assert list(net.lateral) == ['conv2', 'conv3', 'fc1', 'fc2'] and len(net.lateral['fc2']) == 9
+    # A column: conv1 7*3*16+7 = 343, conv2 14*7*9+14 = 896, conv3 28*14*4+28 = 1596, fc1 228*112+228 = 25764,
+    # fc2 228*228+228 = 52212: 80811. Heads: 229 * (5*2 + 5*20). Laterals into column t: scales 4t, V 49t+7 +
+    # 196t+14 + 12544t+112 + 51984t+228, U 896 + 1596 + 25764 + 52212: 64777t + 80829, for t = 1..9
+    total = 10 * 80811 + 229 * 110 + 64777 * 45 + 80829 * 9
+    assert sum(p.numel() for p in net.parameters()) == total == 4475726
+    # The original's head adapters, never used (scales t, V 228t -> 228, U 228 -> n_t for t = 1..9), made its count
+    assert total + 45 + (51984 * 45 + 228 * 9) + 229 * (110 - 2) == 6841835
+
+
+def test_mlp_columns():
+    net = mlp_progressive.Net([1, 28, 28], [(t, 10) for t in range(10)])
+    s = shapes(net)
+    # int(1.225 * 2000 / 10) = 245 units per hidden layer of a column
+    assert s['fc1.9.weight'] == (245, 784) and s['fc2.9.weight'] == (245, 245) and s['last.9.weight'] == (10, 245)
+    assert s['lateral.fc2.8.scale'] == (9,)
+    assert s['lateral.fc2.8.V.weight'] == (245, 9 * 245) and s['lateral.fc2.8.U.weight'] == (245, 245)
+    assert list(net.lateral) == ['fc2']
+    assert (net.drop1.p, net.drop2.p) == (0.2, 0.5)
+    # A column: 785*245 + 246*245 + 10*246; laterals into column t: t + (245t*245 + 245) + 246*245, t = 1..9
+    total = 10 * (785 * 245 + 246 * 245 + 2460) + 45 + 245 * 245 * 45 + 9 * (245 + 246 * 245)
+    assert sum(p.numel() for p in net.parameters()) == total == 5796355  # mlp.py: 5,772,100
+
+
+def test_lateral_by_hand():
+    """Column 1's fc2 adds U(relu(V(alpha_0 * h_0))) of column 0's fc1 activations to its own pre-activation."""
+    net = mlp_progressive.Net([1, 28, 28], [(0, 3), (1, 3)]).eval()
+    x = torch.randn(5, 1, 28, 28)
+    h0, h1 = (torch.relu(net.fc1[j](x.flatten(1))) for j in (0, 1))
+    lat = net.lateral['fc2'][0]
+    pre = net.fc2[1](h1) + lat.U(torch.relu(lat.V(lat.scale[0] * h0)))
+    with torch.no_grad():
+        assert torch.allclose(net(1, x), net.last[1](torch.relu(pre)), atol=1e-6)
+        assert torch.equal(net(0, x), net.last[0](torch.relu(net.fc2[0](h0))))
+
+
+def test_earlier_columns_feed_activations_without_their_own_laterals():
+    """As the original: column 2 reads column 1 computed without column 1's laterals, but reads column 0 itself."""
+    net = alexnet_progressive.Net([3, 32, 32], [(0, 2), (1, 2), (2, 2)]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = [net(t, x) for t in range(3)]
+        for laterals in net.lateral.values():
+            laterals[0].scale.mul_(2)  # column 1's laterals
+        after = [net(t, x) for t in range(3)]
+        assert torch.equal(after[0], before[0]) and torch.equal(after[2], before[2])
+        assert not torch.equal(after[1], before[1])
+        net.conv1[0].weight.mul_(2)
+        assert not torch.equal(net(2, x), before[2])
+
+
+def test_only_column_t_and_its_laterals_train():
+    net = alexnet_progressive.Net([3, 32, 32], [(0, 2), (1, 2), (2, 2)])
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    net.train_column(2)
+    trainable = {name for name, p in net.named_parameters() if p.requires_grad}
+    column = {name for name in shapes(net) if name.split('.')[1] == '2'}  # conv1.2.weight, ..., last.2.bias
+    laterals = {name for name in shapes(net) if name.startswith('lateral.') and name.split('.')[2] == '1'}
+    assert trainable == column | laterals and len(laterals) == 4 * 5  # scale, V and U's weights and biases
+    assert all(p.grad is None for p in net.parameters())  # stale gradients would count in clip_grad_norm_
+
+
+@pytest.mark.parametrize('module,shape', [(mlp_progressive, (1, 28, 28)), (alexnet_progressive, (3, 32, 32))])
+def test_earlier_tasks_outputs_bitwise_unchanged(module, shape):
+    utils.seed_everything(0)
+    data = make_tasks(shape, 3)
+    net = module.Net(list(shape), [(t, 3) for t in range(3)])
+    appr = make_appr(net, nepochs=2)
+    outputs = []
+    for t in range(3):
+        before = utils.get_model(net)
+        appr.train(t, data)
+        assert not all(p.requires_grad for p in net.parameters())
+        after = utils.get_model(net)
+        assert not torch.equal(after[f'last.{t}.weight'], before[f'last.{t}.weight'])  # column t learned
+        for name, value in before.items():
+            parts = name.split('.')
+            column = int(parts[2]) + 1 if parts[0] == 'lateral' else int(parts[1])
+            if column < t:
+                assert torch.equal(after[name], value), name  # earlier columns and their laterals never move
+        net.eval()
+        with torch.no_grad():
+            for u in range(t):
+                assert torch.equal(net(u, data[u]['test']['x']), outputs[u])
+            outputs.append(net(t, data[t]['test']['x']))
