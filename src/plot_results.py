@@ -650,14 +650,5 @@ def main(argv: list[str] | None = None) -> dict:
     return data
 
 
-def cli() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
-    try:
-        main()
-    except utils.UserError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == '__main__':
-    cli()
+    utils.run_cli(main)

@@ -4,6 +4,7 @@ import importlib
 import json
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,15 @@ SRC_DIR = ROOT / 'src'
 
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line without a traceback."""
+
+
+def run_cli(main) -> None:
+    """Call a command's main(); a UserError becomes one line on stderr and exit status 2, never a traceback."""
+    try:
+        main()
+    except UserError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
 
 
 class Parser(argparse.ArgumentParser):

@@ -364,7 +364,7 @@ def test_bad_results(tmp_path, monkeypatch, capsys, files, argv, fragment):
     flags = [x for kv in defaults.items() for x in kv]
     monkeypatch.setattr(sys, 'argv', ['plot_results.py', '--experiment', 'exp', '--folders', str(folder), *flags])
     with pytest.raises(SystemExit) as e:
-        plot_results.cli()
+        utils.run_cli(plot_results.main)
     assert_one_line_error(e.value.code, capsys.readouterr().err, fragment)
 
 
