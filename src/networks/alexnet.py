@@ -18,6 +18,40 @@ def conv_stack(inputsize) -> tuple[list[torch.nn.Conv2d], int]:
     return convs, s
 
 
+class WidthScaled:
+    """What the progressive columns and the pathnet modules share: alexnet.py's five layers with scaled widths (same
+    kernels, ReLU, dropout, 2x2 max-pooling), for a network whose build() takes {layer name: module maker}."""
+
+    def scaled_layers(self, inputsize, width) -> tuple[dict, int]:
+        """Makers of the five layers, each width w (64, 128, 256, 2048, 2048) becoming width(w), and fc2's width."""
+        ncha = inputsize[0]
+        with torch.device('meta'):  # alexnet.py's kernels and pooled size, without memory or random draws
+            convs, self.smid = conv_stack(inputsize)
+        k1, k2, k3 = (c.kernel_size for c in convs)
+        c1, c2, c3 = (width(c.out_channels) for c in convs)
+        f1 = f2 = width(2048)
+        self.maxpool = torch.nn.MaxPool2d(2)
+        self.relu = torch.nn.ReLU()
+        self.drop1 = torch.nn.Dropout(0.2)
+        self.drop2 = torch.nn.Dropout(0.5)
+        return {'conv1': lambda: torch.nn.Conv2d(ncha, c1, k1),
+                'conv2': lambda: torch.nn.Conv2d(c1, c2, k2),
+                'conv3': lambda: torch.nn.Conv2d(c2, c3, k3),
+                'fc1': lambda: torch.nn.Linear(c3 * self.smid * self.smid, f1),
+                'fc2': lambda: torch.nn.Linear(f1, f2)}, f2
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The image, as the first layer reads it."""
+        return x
+
+    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
+        """ReLU, dropout and, after a convolution, 2x2 max-pooling; flattened before the first linear layer."""
+        if l < 3:
+            h = self.maxpool((self.drop1 if l < 2 else self.drop2)(self.relu(h)))
+            return h.flatten(1) if l == 2 else h  # (B, C*smid*smid) after conv3; a sum of modules commutes with it
+        return self.drop2(self.relu(h))
+
+
 class Net(torch.nn.Module):
     """AlexNet-like network with one linear head per task."""
 
