@@ -4,6 +4,28 @@ import torch
 VARIANT = None  # the approaches it serves: their Appr.network_variant
 
 
+class WidthScaled:
+    """What the progressive columns and the pathnet modules share: mlp.py's hidden layers at a scaled width (ReLU,
+    dropout on the input and hidden layers), for a network whose build() takes {layer name: module maker}."""
+
+    def scaled_layers(self, inputsize, width: int, nlayers: int, pdrop1: float, pdrop2: float) -> dict:
+        """Makers of the nlayers hidden layers, each `width` units wide."""
+        ncha, size, _ = inputsize
+        self.relu = torch.nn.ReLU()
+        self.drop1 = torch.nn.Dropout(pdrop1)
+        self.drop2 = torch.nn.Dropout(pdrop2)
+        return {f'fc{i}': lambda i=i: torch.nn.Linear(ncha * size * size if i == 1 else width, width)
+                for i in range(1, nlayers + 1)}
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened input after dropout, as the first layer reads it."""
+        return self.drop1(x.flatten(1))  # (B, C*H*W)
+
+    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
+        """ReLU and dropout."""
+        return self.drop2(self.relu(h))
+
+
 class Net(torch.nn.Module):
     """MLP with one linear head per task."""
 

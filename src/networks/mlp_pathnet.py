@@ -7,9 +7,8 @@ M and N are alexnet_pathnet's. Its factor 0.258 made the network's parameters ma
 for mlp.py (a module's first layer grows linearly with the factor here, its fc1 quadratically there): 5,786,740
 parameters against 5,772,100 on pmnist (+0.3%; alexnet_pathnet: +4.0%), 5,757,490 against 5,592,010 on mnist2.
 """
-import torch
-
 from networks._pathnet import PathNet
+from networks.mlp import WidthScaled
 
 VARIANT = 'pathnet'  # the approaches it serves: their Appr.network_variant
 EXPAND_FACTOR = 0.162  # matches mlp.py's parameters, as alexnet_pathnet.py:29 matched alexnet.py's
@@ -17,25 +16,12 @@ M = 16  # modules per layer, as alexnet_pathnet.py:31
 N = 3  # modules per layer on a path, as alexnet_pathnet.py:30
 
 
-class Net(PathNet):
+class Net(WidthScaled, PathNet):
     """M MLP modules per hidden layer, paths of N modules per layer, one linear head per task."""
 
     def __init__(self, inputsize, taskcla, nlayers: int = 2, nhid: int = 2000, pdrop1: float = 0.2,
                  pdrop2: float = 0.5):
         super().__init__(M, N)
-        ncha, size, _ = inputsize
         self.taskcla = taskcla
         width = int(EXPAND_FACTOR * nhid)
-        self.relu = torch.nn.ReLU()
-        self.drop1 = torch.nn.Dropout(pdrop1)
-        self.drop2 = torch.nn.Dropout(pdrop2)
-        self.build({f'fc{i}': lambda i=i: torch.nn.Linear(ncha * size * size if i == 1 else width, width)
-                    for i in range(1, nlayers + 1)}, head_width=width)
-
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """The flattened input after dropout, as the first layer's modules read it."""
-        return self.drop1(x.flatten(1))  # (B, C*H*W)
-
-    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        """ReLU and dropout."""
-        return self.drop2(self.relu(h))
+        self.build(self.scaled_layers(inputsize, width, nlayers, pdrop1, pdrop2), head_width=width)

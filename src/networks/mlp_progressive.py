@@ -9,33 +9,19 @@ As the original chose its factor 1.117 for CIFAR's 10 tasks so that the network'
 The factor is a constant, as the original's: with mnist2's 2 tasks the network has 7,942,911 parameters (mlp.py:
 5,592,010), as alexnet_progressive's count also moves with the number of tasks.
 """
-import torch
-
 from networks._progressive import ProgressiveNet
+from networks.mlp import WidthScaled
 
 VARIANT = 'progressive'  # the approaches it serves: their Appr.network_variant
 EXPAND_FACTOR = 1.225  # matches mlp.py's parameters on pmnist, as alexnet_progressive.py:15 matched alexnet.py's
 
 
-class Net(ProgressiveNet):
+class Net(WidthScaled, ProgressiveNet):
     """One MLP column and one linear head per task, with lateral adapters between columns."""
 
     def __init__(self, inputsize, taskcla, nlayers: int = 2, nhid: int = 2000, pdrop1: float = 0.2,
                  pdrop2: float = 0.5):
         super().__init__()
-        ncha, size, _ = inputsize
         self.taskcla = taskcla
         width = int(EXPAND_FACTOR * nhid / len(taskcla))
-        self.relu = torch.nn.ReLU()
-        self.drop1 = torch.nn.Dropout(pdrop1)
-        self.drop2 = torch.nn.Dropout(pdrop2)
-        self.build({f'fc{i}': lambda i=i: torch.nn.Linear(ncha * size * size if i == 1 else width, width)
-                    for i in range(1, nlayers + 1)}, head_width=width)
-
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """The flattened input after dropout, as every column reads it."""
-        return self.drop1(x.flatten(1))  # (B, C*H*W)
-
-    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        """ReLU and dropout."""
-        return self.drop2(self.relu(h))
+        self.build(self.scaled_layers(inputsize, width, nlayers, pdrop1, pdrop2), head_width=width)
