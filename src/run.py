@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import utils
 
 DRY_RUN_BATCHES = 3
+CHECKPOINT_FORMAT = 1  # bump when what save_checkpoint() writes changes
 
 
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
@@ -41,6 +43,10 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     p.add_argument('--dry-run', action='store_true',
                    help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch: a quick check of a set-up')
+    p.add_argument('--resume', action='store_true',
+                   help='continue after the last task finished by an earlier run with the same settings, from its '
+                        'checkpoint in --logs-dir (a new run where there is none; nothing to do where it finished)')
+    p.add_argument('--overwrite', action='store_true', help='replace the finished results at --output')
     return p
 
 
@@ -117,6 +123,65 @@ def print_matrix(acc: np.ndarray) -> None:
     print('*' * 100)
 
 
+# Flags that only say where things go or how to run: a checkpoint may be resumed with different ones
+NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'resume', 'overwrite')
+
+
+def checkpoint_path(args) -> Path:
+    """Where a run keeps the checkpoint of its last finished task."""
+    return Path(args.logs_dir) / (Path(args.output).stem + '_checkpoint.pt')
+
+
+def check_previous_results(args) -> dict | None:
+    """Finished results already at --output: returned under --resume, refused unless --overwrite (dry runs are
+    scratch, and always replaced)."""
+    previous = utils.load_results(args.output)
+    if args.dry_run or args.overwrite or not utils.is_complete(previous):
+        return None
+    if args.resume:
+        return previous
+    raise utils.UserError(f'{args.output} holds a finished run; --resume returns it, --overwrite replaces it')
+
+
+def config(args) -> dict:
+    """The settings that decide a run's results (a checkpoint continues only a run with the same ones)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in sorted(vars(args).items()) if k not in NOT_IN_CONFIG}
+
+
+def save_checkpoint(path: Path, args, appr, progress: dict) -> None:
+    """Everything needed to continue after the tasks done: settings, approach state, matrices, RNG states."""
+    rng = {'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
+           'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    state = {'format': CHECKPOINT_FORMAT, 'config': config(args), 'appr': appr.state(), 'rng': rng, **progress}
+    utils.atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, args, appr) -> dict | None:
+    """Restore a checkpoint into appr and the RNGs and return its progress; None where there is none."""
+    if not path.is_file():
+        return None
+    try:
+        # Our own file in the user's logs folder, as trusted as the .pkl results: it holds numpy RNG states and
+        # approach state (frozen copies of the network) that weights_only loading refuses
+        state = torch.load(path, map_location=appr.device, weights_only=False)
+    except Exception as e:  # torch raises many kinds on a truncated or foreign file
+        raise utils.UserError(f'cannot read checkpoint {path} ({type(e).__name__}); delete it to start over') from None
+    if state.get('format') != CHECKPOINT_FORMAT:
+        raise utils.UserError(f'checkpoint {path} is from another version of this code; delete it to start over')
+    differ = sorted(k for k in set(state['config']) | set(config(args))
+                    if state['config'].get(k) != config(args).get(k))
+    if differ:
+        flags = ', '.join('--' + k.replace('_', '-') for k in differ)
+        raise utils.UserError(f'checkpoint {path} was made with other settings ({flags}); resume with the same '
+                              f'flags, or delete it to start over')
+    appr.load_state(state['appr'])
+    np.random.set_state(state['rng']['numpy'])
+    torch.set_rng_state(state['rng']['torch'])
+    if state['rng']['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['rng']['cuda'])
+    return {k: state[k] for k in ('tasks_done', 'acc', 'lss', 'seconds_per_task', 'seconds', 'log_bytes')}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run one experiment; return the results that were saved (acc, lss, taskcla, names, args, timings)."""
     tstart = time.time()
@@ -125,7 +190,22 @@ def main(argv: list[str] | None = None) -> dict:
     args.output = Path(args.output).resolve()
     utils.ensure_writable_dir(args.output.parent, 'results')
     utils.ensure_writable_dir(args.logs_dir, 'logs')
+    with utils.OutputLock(args.output), utils.SignalGuard() as guard:
+        previous = check_previous_results(args)
+        if previous is not None:
+            print(f'{args.output} is finished already: nothing to resume')
+            return previous
+        try:
+            return run(args, experiment, approach, network, guard, tstart)
+        except utils.Interrupted as e:
+            ckpt = checkpoint_path(args)
+            if not ckpt.is_file():
+                raise utils.Interrupted(f'{e} before the first task started: nothing to resume') from None
+            raise utils.Interrupted(f'{e}; the same command with --resume continues from {ckpt}') from None
 
+
+def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: float) -> dict:
+    """Train and test task after task (from the checkpoint's next task under --resume), saving as it goes."""
     utils.seed_everything(args.seed)
     device = utils.choose_device(args.device)
 
@@ -143,39 +223,62 @@ def main(argv: list[str] | None = None) -> dict:
     print('Inits...')
     net = network.Net(inputsize, taskcla).to(device)
     utils.print_model_report(net)
-    log = utils.EpochLog(args.logs_dir / (args.output.stem + '.jsonl'))
+    ntasks = len(taskcla)
+    ckpt = checkpoint_path(args)
+    progress = {'tasks_done': 0, 'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
+                'lss': np.zeros((ntasks, ntasks), dtype=np.float32), 'seconds_per_task': [], 'seconds': 0.0,
+                'log_bytes': 0}
+    log = utils.EpochLog(args.logs_dir / (args.output.stem + '.jsonl'), append=args.resume and ckpt.is_file())
     appr = approach.Appr(net, args, device, log)
+    if args.resume:
+        resumed = load_checkpoint(ckpt, args, appr)
+        if resumed is None:
+            print(f'No checkpoint at {ckpt}: starting from the first task')
+        else:
+            progress = resumed
+            log.truncate(progress['log_bytes'])
+            tstart -= progress['seconds']  # elapsed time counts the earlier runs
+            print(f"Resuming from {ckpt} after task {progress['tasks_done'] - 1}")
     print('Criterion =', getattr(appr, 'ce', None))
     utils.print_optimizer_config(appr.optimizer)
     print('-' * 100)
 
-    ntasks = len(taskcla)
-    acc = np.zeros((ntasks, ntasks), dtype=np.float32)
-    lss = np.zeros((ntasks, ntasks), dtype=np.float32)
-    seconds = []
+    acc, lss = progress['acc'], progress['lss']
     results = {}
     try:
-        for t, _ in taskcla:
+        if progress['tasks_done'] == 0:
+            with guard.hold():  # a run stopped in its first task resumes from here, not from nothing
+                save_checkpoint(ckpt, args, appr, progress)
+        for t, _ in taskcla[progress['tasks_done']:]:
             print('*' * 100)
             print(f"Task {t:2d} ({data[t]['name']})")
             print('*' * 100)
             clock = time.time()
             appr.train(t, data)
-            seconds.append(time.time() - clock)
+            progress['seconds_per_task'].append(time.time() - clock)
             print('-' * 100)
-            for u in range(t + 1):
-                test_loss, test_acc = appr.eval(u, data[u]['test']['x'], data[u]['test']['y'])
-                print(f">>> Test on task {u:2d} - {data[u]['name']:15s}: loss={test_loss:.3f}, "
-                      f"acc={100 * test_acc:5.1f}% <<<")
-                acc[t, u], lss[t, u] = test_acc, test_loss
-            results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
-                       'task_names': [task['name'] for task in data], 'args': {k: str(v) if isinstance(v, Path)
-                                                                                else v for k, v in vars(args).items()},
-                       'tasks_done': t + 1, 'seconds_per_task': list(seconds), 'seconds': time.time() - tstart}
-            print('Save at', args.output)
-            utils.save_txt_matrix(args.output, acc)
-            utils.save_pickle(args.output.with_suffix('.pkl'), results)
-            appr.after_tests(t, results)
+            with guard.hold():  # the tests, results and checkpoint of a finished task are never cut in half
+                for u in range(t + 1):
+                    test_loss, test_acc = appr.eval(u, data[u]['test']['x'], data[u]['test']['y'])
+                    print(f">>> Test on task {u:2d} - {data[u]['name']:15s}: loss={test_loss:.3f}, "
+                          f"acc={100 * test_acc:5.1f}% <<<")
+                    acc[t, u], lss[t, u] = test_acc, test_loss
+                progress.update(tasks_done=t + 1, seconds=time.time() - tstart)
+                results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
+                           'task_names': [task['name'] for task in data],
+                           'args': {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                           'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
+                           'seconds': progress['seconds']}
+                print('Save at', args.output)
+                utils.save_txt_matrix(args.output, acc)
+                utils.save_pickle(args.output.with_suffix('.pkl'), results)
+                appr.after_tests(t, results)
+                if t + 1 < ntasks:
+                    progress['log_bytes'] = log.size()
+                    save_checkpoint(ckpt, args, appr, progress)
+        ckpt.unlink(missing_ok=True)  # the results are complete: nothing left to resume
+    except utils.Interrupted as e:
+        raise utils.Interrupted(f"{e} after {progress['tasks_done']} of {ntasks} tasks") from None
     finally:
         log.close()
 

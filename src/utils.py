@@ -1,9 +1,12 @@
 """Helpers shared by run.py, the data loaders, the networks and the approaches."""
 import argparse
+import contextlib
+import fcntl
 import importlib
 import json
 import os
 import pickle
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -18,17 +21,68 @@ LOGS_DIR = ROOT / 'logs'
 SRC_DIR = ROOT / 'src'
 
 
+INTERRUPTED_EXIT = 3  # exit status of a run stopped by SIGTERM/SIGUSR1 after saving: --resume continues it
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line without a traceback."""
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGUSR1 arrived (Slurm's time-limit and preemption signals); what was finished is saved."""
+
+
 def run_cli(main) -> None:
-    """Call a command's main(); a UserError becomes one line on stderr and exit status 2, never a traceback."""
+    """Call a command's main(); a UserError becomes one line on stderr and exit status 2, never a traceback, and an
+    Interrupted one line and exit status INTERRUPTED_EXIT."""
     try:
         main()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        print(f'interrupted: {e}', file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+
+
+class SignalGuard:
+    """Within `with`, SIGTERM and SIGUSR1 raise Interrupted, except inside hold(), which delays them to its end so
+    that a checkpoint or a result being written is never cut in half."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.pending = None
+        self.holding = 0
+        self.previous = {}
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # signal handlers can only be set from the main thread
+            self.previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handler(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.holding:
+            self.pending = name
+        else:
+            raise Interrupted(name)
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Delay the signals' effect to the end of the block."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+        if not self.holding and self.pending:
+            name, self.pending = self.pending, None
+            raise Interrupted(name)
 
 
 class Parser(argparse.ArgumentParser):
@@ -143,12 +197,22 @@ def atomic_write(path: Path, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are shared as any file the user writes
         with os.fdopen(fd, 'wb') as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def save_pickle(path: Path, obj) -> None:
@@ -171,12 +235,71 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
         raise UserError(f'cannot write {what} to {folder}: {e.strerror or e}') from None
 
 
+def load_results(path: Path) -> dict | None:
+    """The results a run saved in its .pkl (None if there is none or it is unreadable)."""
+    try:
+        with open(Path(path).with_suffix('.pkl'), 'rb') as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+
+
+def is_complete(results: dict | None) -> bool:
+    """Whether saved results cover every task of their run."""
+    return results is not None and results.get('tasks_done') == len(results.get('taskcla', ())) > 0
+
+
+class OutputLock:
+    """An exclusive lock on a results file for the life of a run (a hidden .<name>.lock beside it; the kernel
+    releases it when the process ends, however it ends), so that two runs never write the same results."""
+
+    def __init__(self, output: Path):
+        self.path = Path(output).parent / f'.{Path(output).name}.lock'
+        self.output = output
+        self._fd = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f'{os.getpid()}\n'.encode())
+        self._fd = fd
+        return True
+
+    def __enter__(self):
+        if not self.acquire():
+            try:
+                holder = f' (pid {self.path.read_text().strip()})'
+            except OSError:
+                holder = ''
+            raise UserError(f'{self.output} is being written by another run{holder}')
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)
+        self._fd = None
+
+
 class EpochLog:
     """Per-epoch records written as JSON lines (one object per line), beside the human-readable output."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, append: bool = False):
         self.path = path
-        self._file = None if path is None else open(path, 'w', buffering=1)
+        self._file = None if path is None else open(path, 'a' if append else 'w', buffering=1)
+
+    def size(self) -> int:
+        """Bytes written so far."""
+        return 0 if self._file is None else self._file.tell()
+
+    def truncate(self, size: int) -> None:
+        """Drop what was written after the first `size` bytes (the epochs of a task that a resumed run redoes)."""
+        if self._file is not None:
+            self._file.truncate(size)
 
     def write(self, **record) -> None:
         """Append one record."""

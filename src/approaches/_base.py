@@ -20,6 +20,7 @@ class Appr:
     network_variant = None  # 'hat' for approaches that need a network with task gates (networks/*_hat.py)
     parameter_names: tuple[str, ...] = ()  # what the legacy --parameter a,b,... sets, in the original's order
     clipgrad = 10000  # the original's gradient-norm clip for sgd and hat; approaches override theirs
+    checkpoint_attrs: tuple[str, ...] = ()  # attributes carried from one task to the next, saved in checkpoints
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -107,6 +108,25 @@ class Appr:
 
     def after_tests(self, t: int, results: dict) -> None:
         """After task t's tests, with the results run.py has just saved (acc, lss, task_names, args...)."""
+
+    ####################################################################################################################
+    # Checkpoints
+
+    def state(self) -> dict:
+        """What continuing after the last finished task needs: the weights, which parameters are frozen, and the
+        checkpoint_attrs (the optimizer is rebuilt at every task, so it carries nothing)."""
+        return {'model': self.model.state_dict(),
+                'frozen': [n for n, p in self.model.named_parameters() if not p.requires_grad],
+                'attrs': {a: getattr(self, a) for a in self.checkpoint_attrs}}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what state() returned."""
+        self.model.load_state_dict(state['model'])
+        frozen = set(state['frozen'])
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name not in frozen)
+        for name, value in state['attrs'].items():
+            setattr(self, name, value)
 
     ####################################################################################################################
     # The loop

@@ -15,6 +15,7 @@ class Appr(_base.Appr):
     """EWC on a plain network: a Fisher-weighted quadratic pull towards the previous task's weights."""
 
     network_variant = None
+    checkpoint_attrs = ('old', 'fisher')
     parameter_names = ('lamb',)
     clipgrad = 100  # ewc.py:11
 

@@ -27,6 +27,7 @@ class Appr(_base.Appr):
     """HAT on a network from networks/*_hat.py."""
 
     network_variant = 'hat'
+    checkpoint_attrs = ('mask_pre', 'mask_back', 'logs')
     parameter_names = ('lamb', 'smax')
     clipgrad = 10000
 

@@ -18,6 +18,7 @@ class Appr(_base.Appr):
     """IMM-mean on a plain network: L2 transfer while training, weights averaged over the tasks after each one."""
 
     network_variant = None
+    checkpoint_attrs = ('old',)
     parameter_names = ('lamb',)
     clipgrad = 10000  # imm_mean.py:13
     default_lamb = 0.0001  # imm_mean.py:13 (the original's `regularizer`)

@@ -23,6 +23,7 @@ class Appr(imm_mean.Appr):
     """IMM-mode on a plain network: L2 transfer while training, a Fisher-weighted merge after each task."""
 
     clipgrad = 1000  # imm_mode.py:13
+    checkpoint_attrs = ('old', 'fisher')
     # The original's default is 0.01 (imm_mode.py:13), although its grid comment says the best was 1 (imm_mode.py:29)
     default_lamb = 0.01
     lamb_grid = '10, 1, 0.1, 0.01, 0.001, 0.0001, 0.00001, best was 1'

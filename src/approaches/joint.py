@@ -9,6 +9,8 @@ import utils
 class Appr(_base.Appr):
     """Multitask learning on tasks 0..t, restarting from the initial weights at every task."""
 
+    checkpoint_attrs = ('initial_model',)
+
     def __init__(self, model, args, device, log):
         super().__init__(model, args, device, log)
         self.initial_model = utils.get_model(model)

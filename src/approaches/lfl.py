@@ -23,6 +23,7 @@ class Appr(_base.Appr):
     network_variant = 'lfl'
     # The original lfl.py never read --parameter (its lamb was changed in the code for the grid search); here it sets
     # lamb, as for the other approaches
+    checkpoint_attrs = ('model_old',)
     parameter_names = ('lamb',)
     clipgrad = 200  # the original's default (lfl.py l.11)
 

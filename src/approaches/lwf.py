@@ -33,6 +33,7 @@ def _normalise(p: torch.Tensor) -> torch.Tensor:
 class Appr(_base.Appr):
     """LwF on a plain network: cross-entropy on task t plus lamb * the distillation terms of tasks 0..t-1."""
 
+    checkpoint_attrs = ('model_old',)
     parameter_names = ('lamb', 'T')
     clipgrad = 100  # the original's default (lwf.py l.11)
 

@@ -9,6 +9,8 @@ from approaches import _base
 class Appr(_base.Appr):
     """Chance-level predictions by shuffling training labels, with numpy's global generator, as the original."""
 
+    checkpoint_attrs = ('labels',)
+
     def __init__(self, model, args, device, log):
         self.model = model
         self.device = device

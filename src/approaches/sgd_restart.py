@@ -7,6 +7,8 @@ import utils
 class Appr(_base.Appr):
     """SGD from the initial weights on every task."""
 
+    checkpoint_attrs = ('initial_model',)
+
     def __init__(self, model, args, device, log):
         super().__init__(model, args, device, log)
         self.initial_model = utils.get_model(model)
