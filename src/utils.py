@@ -250,8 +250,8 @@ def is_complete(results: dict | None) -> bool:
 
 
 class OutputLock:
-    """An exclusive lock on a results file for the life of a run (a hidden .<name>.lock beside it; the kernel
-    releases it when the process ends, however it ends), so that two runs never write the same results."""
+    """An exclusive lock on a results file for the life of a run, so that two runs never write the same results: a
+    hidden .<name>.lock beside it, removed at the end (and released by the kernel however the process ends)."""
 
     def __init__(self, output: Path):
         self.path = Path(output).parent / f'.{Path(output).name}.lock'
@@ -260,16 +260,29 @@ class OutputLock:
 
     def acquire(self) -> bool:
         """Take the lock; False if another process holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:  # the holder before us may have removed the file between our open and our lock: then retry
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            return False
         os.ftruncate(fd, 0)
         os.write(fd, f'{os.getpid()}\n'.encode())
         self._fd = fd
         return True
+
+    def release(self) -> None:
+        """Remove the lock file, then let go (in this order, so that nobody locks a file that is going away)."""
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
 
     def __enter__(self):
         if not self.acquire():
@@ -281,8 +294,7 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        os.close(self._fd)
-        self._fd = None
+        self.release()
 
 
 class EpochLog:
