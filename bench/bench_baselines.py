@@ -7,6 +7,8 @@ copied into <data-dir>/FashionMNIST/raw/ where torchvision looks for them.
 
     python bench/bench_baselines.py                                   (all approaches, seeds 0 1, 3 epochs)
     python bench/bench_baselines.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
+
+Runs are started with --resume: a finished run's results are reused, an interrupted one continues.
 """
 import argparse
 import contextlib
@@ -71,7 +73,7 @@ def main() -> None:
         for seed in seeds:
             argv = ['--experiment', 'split_fmnist', '--approach', approach, '--seed', str(seed), '--nepochs',
                     str(args.nepochs), '--data-dir', str(args.data_dir), '--results-dir', str(args.out_dir),
-                    '--logs-dir', str(args.out_dir), *EXTRA.get(approach, lambda n: [])(args.nepochs)]
+                    '--logs-dir', str(args.out_dir), '--resume', *EXTRA.get(approach, lambda n: [])(args.nepochs)]
             clock = time.time()
             with open(args.out_dir / f'split_fmnist_{approach}_{seed}.out', 'w') as out, \
                     contextlib.redirect_stdout(out):
