@@ -57,6 +57,16 @@ def test_grid_names_as_the_original(tmp_path, data_dir):
     assert '--lamb 0.1 --smax 800' in lines[1]
 
 
+def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir):
+    """Two sweeps on the same results folder: what one is writing, the other skips."""
+    (tmp_path / 'res').mkdir()
+    with utils.OutputLock(tmp_path / 'res' / 'mnist2_hat_1.txt'):
+        proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
+                     '--list')
+    assert '4 runs: 0 finished before, 1 being written by another process, 3 to do' in proc.stdout
+    assert 'mnist2_hat_1.txt' not in proc.stdout
+
+
 def test_parsing_helpers():
     assert run_multi.parse_seeds('0-2,7,9-10') == [0, 1, 2, 7, 9, 10]
     assert run_multi.parse_grid(['lamb=0.5,1', '--smax=25']) == [('lamb', ['0.5', '1']), ('smax', ['25'])]
