@@ -41,6 +41,17 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                         "for cifar; for mnist2/pmnist 0, meaning validation on a copy of the training set)")
     p.add_argument('--fixed-order', action='store_true', help='keep the canonical task order instead of the seed\'s')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
+    # Speed options, off by default: each changes the arithmetic (the readme's Speed section gives their effects)
+    p.add_argument('--eval-batch-size', type=int,
+                   help="minibatch size of the evaluations (default: --batch-size, the original's); larger is faster "
+                        "on a GPU and changes the losses in their last bits")
+    p.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
+                   help='mixed precision: forward passes under torch.autocast in bfloat16 (--amp) or in float16 with '
+                        'loss scaling (--amp fp16)')
+    p.add_argument('--compile', nargs='?', const='default', choices=('default', 'reduce-overhead', 'max-autotune'),
+                   help='compile the network with torch.compile, in this mode (default: default; reduce-overhead '
+                        'replays CUDA graphs)')
+    p.add_argument('--channels-last', action='store_true', help='convolutions in the channels-last memory format')
     p.add_argument('--dry-run', action='store_true',
                    help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch: a quick check of a set-up')
     p.add_argument('--resume', action='store_true',
@@ -54,13 +65,19 @@ def parse_args(argv: list[str] | None):
     """Parse the common flags and the chosen approach's; return args and the experiment, approach, network modules."""
     experiments, approaches = utils.module_choices('dataloaders'), utils.module_choices('approaches')
     parser = build_parser(experiments, approaches)
-    # A first look at --approach alone, so that its flags are declared (and shown by --help) before parsing
+    # A first look at --approach and --experiment alone, so that their flags are declared (and shown by --help)
     peek = utils.Parser(add_help=False)
     peek.add_argument('--approach')
-    chosen = peek.parse_known_args(argv)[0].approach
+    peek.add_argument('--experiment')
+    peeked = peek.parse_known_args(argv)[0]
+    chosen = peeked.approach
     if chosen in approaches:
         utils.load_module('approaches', chosen).Appr.add_arguments(
             parser.add_argument_group(f'{chosen} hyperparameters'))
+    if peeked.experiment in experiments:
+        dataloader = utils.load_module('dataloaders', peeked.experiment)
+        if hasattr(dataloader, 'add_arguments'):
+            dataloader.add_arguments(parser.add_argument_group(f'{peeked.experiment} options'))
     args = parser.parse_args(argv)  # a UserError on unknown names or flags nobody declared
     approach = utils.load_module('approaches', args.approach)
     apply_legacy_parameter(args, parser, approach.Appr)
@@ -79,10 +96,17 @@ def parse_args(argv: list[str] | None):
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
         args.output = args.results_dir / f'{args.experiment}_{args.approach}_{args.seed}{suffix}.txt'
-    for flag in ('nepochs', 'batch_size'):
-        if getattr(args, flag) < 1:
+    for flag in ('nepochs', 'batch_size', 'eval_batch_size'):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise utils.UserError(f"--{flag.replace('_', '-')} must be at least 1")
     return args, experiment, approach, network
+
+
+def experiment_options(experiment, args) -> dict:
+    """The values of the experiment's own flags (declared by its optional add_arguments), as keywords for its get()."""
+    declared = argparse.ArgumentParser(add_help=False)
+    getattr(experiment, 'add_arguments', lambda parser: None)(declared)
+    return {action.dest: getattr(args, action.dest) for action in declared._actions}
 
 
 def apply_legacy_parameter(args, parser: argparse.ArgumentParser, appr_cls) -> None:
@@ -211,7 +235,7 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
 
     print('Load data...')
     data, taskcla, inputsize = experiment.get(args.data_dir, seed=args.seed, fixed_order=args.fixed_order,
-                                              pc_valid=args.pc_valid)
+                                              pc_valid=args.pc_valid, **experiment_options(experiment, args))
     if args.dry_run:
         args.nepochs = 1
         truncate(data, DRY_RUN_BATCHES * args.batch_size)

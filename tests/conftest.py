@@ -22,6 +22,13 @@ def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
         mp.setattr(cls, 'meta', {**cls.meta, 'md5': md5[name, cls.meta['filename']]})
 
 
+def register_svhn_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
+    """Make torchvision accept the fixture's SVHN files (it checks them against the official md5, as CIFAR's)."""
+    from torchvision import datasets
+    mp.setattr(datasets.SVHN, 'split_list', {split: [url, name, md5.get(split, checksum)]
+                                             for split, (url, name, checksum) in datasets.SVHN.split_list.items()})
+
+
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory) -> Path:
     """A data folder shared by the tests that only read it (its caches are built once)."""
@@ -29,8 +36,10 @@ def data_dir(tmp_path_factory) -> Path:
     fixtures.write_mnist(root)
     fixtures.write_mnist(root, folder='FashionMNIST')
     md5 = fixtures.write_cifar(root)
+    svhn_md5 = fixtures.write_mixture(root)
     with pytest.MonkeyPatch.context() as mp:
         register_cifar_checksums(mp, md5)
+        register_svhn_checksums(mp, svhn_md5)
         yield root
 
 

@@ -3,6 +3,7 @@ loading code runs on them. Each class is a fixed random template plus noise: lea
 import hashlib
 import pickle
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,112 @@ def write_cifar(root: Path, train_per_class: tuple[int, int] = (40, 5),
     md5['CIFAR100', 'meta'] = _pickle(c100 / 'meta', {
         'fine_label_names': [f'fine{i}' for i in range(100)], 'coarse_label_names': [f'coarse{i}' for i in range(20)]})
     return md5
+
+
+########################################################################################################################
+# The mixture's other data sets, in the formats their loaders read
+
+
+def write_svhn(root: Path, train_per_class: int = 8, test_per_class: int = 3) -> dict:
+    """SVHN's train_32x32.mat and test_32x32.mat in root, as the official files: X (32, 32, 3, N) uint8 and y (N, 1)
+    with labels 1-10 (10 for the digit 0); returns each split's md5 (torchvision checks them)."""
+    from scipy.io import savemat
+    md5 = {}
+    for split, per_class, seed in (('train', train_per_class, 21), ('test', test_per_class, 22)):
+        digits = balanced_labels(10, per_class, seed)
+        images = class_images(digits, (3, 32, 32), 23, seed, 10)  # (N, C, H, W)
+        path = root / f'{split}_32x32.mat'
+        root.mkdir(parents=True, exist_ok=True)
+        savemat(path, {'X': images.transpose(2, 3, 1, 0), 'y': np.where(digits == 0, 10, digits)[:, None]
+                       .astype(np.uint8)})
+        md5[split] = hashlib.md5(path.read_bytes()).hexdigest()
+    return md5
+
+
+def write_gtsrb(root: Path, train_per_class: int = 3, test_per_class: int = 1) -> None:
+    """GTSRB as torchvision extracts its archives in root/gtsrb: Training/<class>/<track>_<image>.ppm with a
+    GT-<class>.csv each, Final_Test/Images/<image>.ppm and GT-final_test.csv; images of various sizes."""
+    from PIL import Image
+    base = root / 'gtsrb'
+    header = 'Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n'
+
+    def save(path, image):
+        Image.fromarray(image.transpose(1, 2, 0)).save(path, format='PPM')
+        return f'{path.name};{image.shape[2]};{image.shape[1]};1;1;{image.shape[2] - 2};{image.shape[1] - 2}'
+
+    for split, per_class, seed in (('train', train_per_class, 31), ('test', test_per_class, 32)):
+        labels = balanced_labels(43, per_class, seed)
+        shapes = [(3, 40, 40), (3, 48, 36)]
+        images = [class_images(labels, shape, 33, seed, 43) for shape in shapes]
+        rows = []
+        for i, c in enumerate(labels):
+            image = images[i % 2][i]
+            if split == 'train':
+                folder = base / 'GTSRB' / 'Training' / f'{c:05d}'
+                folder.mkdir(parents=True, exist_ok=True)
+                row = save(folder / f'00000_{i:05d}.ppm', image)
+                with open(folder / f'GT-{c:05d}.csv', 'a') as f:
+                    f.write((header if f.tell() == 0 else '') + f'{row};{c}\n')
+            else:
+                folder = base / 'GTSRB' / 'Final_Test' / 'Images'
+                folder.mkdir(parents=True, exist_ok=True)
+                rows.append(f"{save(folder / f'{i:05d}.ppm', image)};{c}\n")
+        if split == 'test':
+            (base / 'GT-final_test.csv').write_text(header + ''.join(rows))
+
+
+def write_traffic_signs(root: Path, train_per_class: int = 3, test_per_class: int = 1) -> None:
+    """The original's traffic-sign pickles, root/traffic_signs/lab 2 data/train.p and test.p: 'features'
+    (N, 32, 32, 3) uint8, 'labels', 'sizes' and 'coords', as Udacity's archive holds them."""
+    folder = root / 'traffic_signs' / 'lab 2 data'
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, per_class, seed in (('train', train_per_class, 41), ('test', test_per_class, 42)):
+        labels = balanced_labels(43, per_class, seed)
+        images = class_images(labels, (3, 32, 32), 43, seed, 43)
+        n = len(labels)
+        (folder / f'{split}.p').write_bytes(pickle.dumps({
+            'features': images.transpose(0, 2, 3, 1), 'labels': labels.astype(np.uint8),
+            'sizes': np.full((n, 2), 40), 'coords': np.tile([1, 1, 38, 38], (n, 1))}, protocol=3))
+
+
+def _write_pickled(folder: Path, names: tuple[str, str], archive: str | None, splits: list) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    blobs = [pickle.dumps({'features': x, 'labels': y}, protocol=4) for x, y in splits]
+    if archive is None:
+        for name, blob in zip(names, blobs):
+            (folder / name).write_bytes(blob)
+        return
+    with zipfile.ZipFile(folder / archive, 'w') as z:
+        for name, blob in zip(names, blobs):
+            z.writestr(name, blob)
+
+
+def write_facescrub(root: Path, train_per_class: int = 2, test_per_class: int = 1, zipped: bool = False) -> None:
+    """FaceScrub's pickles root/facescrub/facescrub_{train,test}_100.pkl as their author's script wrote them:
+    'features' (N, 3, 32, 32) and 'labels' in int8; or, zipped, only the archive facescrub_100.zip holding them."""
+    splits = []
+    for per_class, seed in ((train_per_class, 51), (test_per_class, 52)):
+        labels = balanced_labels(100, per_class, seed)
+        splits.append((class_images(labels, (3, 32, 32), 53, seed, 100).astype(np.int8), labels.astype(np.int8)))
+    _write_pickled(root / 'facescrub', ('facescrub_train_100.pkl', 'facescrub_test_100.pkl'),
+                   'facescrub_100.zip' if zipped else None, splits)
+
+
+def write_notmnist(root: Path, train_per_class: int = 8, test_per_class: int = 3, zipped: bool = False) -> None:
+    """notMNIST's pickles root/notmnist/notmnist_{train,test}.pkl as their author's script wrote them: 'features'
+    (N, 1, 32, 32) and 'labels' in uint8; or, zipped, only the archive notmnist.zip holding them."""
+    splits = []
+    for per_class, seed in ((train_per_class, 61), (test_per_class, 62)):
+        labels = balanced_labels(10, per_class, seed)
+        splits.append((class_images(labels, (1, 32, 32), 63, seed, 10), labels.astype(np.uint8)))
+    _write_pickled(root / 'notmnist', ('notmnist_train.pkl', 'notmnist_test.pkl'),
+                   'notmnist.zip' if zipped else None, splits)
+
+
+def write_mixture(root: Path, traffic_signs: str = 'pickles') -> dict:
+    """The mixture's data sets that write_cifar and write_mnist (MNIST, FashionMNIST) do not write: SVHN, traffic
+    signs (the original's 'pickles' or torchvision's 'gtsrb'), FaceScrub, notMNIST; returns SVHN's md5s."""
+    (write_traffic_signs if traffic_signs == 'pickles' else write_gtsrb)(root)
+    write_facescrub(root)
+    write_notmnist(root)
+    return write_svhn(root)

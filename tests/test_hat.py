@@ -1,20 +1,20 @@
 """HAT's mechanics pinned by hand-computed values, and its guarantee: what task 0 claimed does not move."""
-import argparse
 import math
 
 import pytest
 import torch
 
+import run
 import utils
 from approaches import hat, sgd
 from networks import alexnet_hat, mlp, mlp_hat
 
 
 def make_args(appr_cls, **overrides):
-    """The Namespace run.py would give the approach, with its declared defaults."""
-    parser = argparse.ArgumentParser()
+    """The Namespace run.py would give the approach, with the common flags' and its own declared defaults."""
+    parser = run.build_parser(['experiment'], ['approach'])
     appr_cls.add_arguments(parser)
-    args = parser.parse_args([])
+    args = parser.parse_args(['--experiment', 'experiment', '--approach', 'approach'])
     for k, v in {**dict(nepochs=1, batch_size=8, lr=0.05), **overrides}.items():
         setattr(args, k, v)
     return args

@@ -23,11 +23,12 @@ SHORT_RUN = {'mnist2': ['--nepochs', '3', '--batch-size', '16'],
              'split_fmnist': ['--nepochs', '3', '--batch-size', '16'],
              'cifar': ['--nepochs', '4', '--batch-size', '8', '--lr', '0.1']}
 # Every approach learns the tiny MLP task (mnist2) and runs on AlexNet (cifar, --dry-run: the paper's baselines are
-# slow on CPU); the reference approaches learn every paper experiment; hat and sgd learn the split benchmarks
+# slow on CPU); the reference approaches learn every paper experiment; hat and sgd learn the split benchmarks; hat
+# dry-runs the mixture (test_mixture.py dry-runs sgd and hat-test there)
 REFERENCE = ['random', 'sgd', 'sgd-restart', 'sgd-frozen', 'joint', 'hat']
 LEARN = ({(a, 'mnist2') for a in APPROACHES} | {(a, e) for a in REFERENCE for e in ('pmnist', 'cifar')} |
          {(a, e) for a in ('sgd', 'hat') for e in ('split_mnist', 'split_fmnist')})
-RUNS = sorted(LEARN | {(a, 'cifar') for a in APPROACHES})
+RUNS = sorted(LEARN | {(a, 'cifar') for a in APPROACHES} | {('hat', 'mixture')})
 
 
 def run_main(data_dir, tmp_path, *argv):
@@ -38,7 +39,7 @@ def run_main(data_dir, tmp_path, *argv):
 def test_module_choices():
     assert APPROACHES == ['ewc', 'hat', 'hat-test', 'imm-mean', 'imm-mode', 'joint', 'lfl', 'lwf', 'pathnet',
                           'progressive', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
-    assert EXPERIMENTS == ['cifar', 'mnist2', 'pmnist', 'split_fmnist', 'split_mnist']
+    assert EXPERIMENTS == ['cifar', 'mixture', 'mnist2', 'pmnist', 'split_fmnist', 'split_mnist']
     assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'alexnet_lfl', 'alexnet_pathnet',
                                                 'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl', 'mlp_pathnet',
                                                 'mlp_progressive']

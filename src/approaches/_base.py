@@ -55,12 +55,20 @@ class Appr:
         self.log = log
         self.nepochs = args.nepochs
         self.sbatch = args.batch_size
+        self.eval_sbatch = args.eval_batch_size or args.batch_size
         self.lr = args.lr
         self.lr_min = args.lr_min
         self.lr_factor = args.lr_factor
         self.lr_patience = args.lr_patience
         self.clipgrad = args.clipgrad
         self.ce = torch.nn.CrossEntropyLoss()
+        # The optional fast modes (off by default: each changes the arithmetic; see the readme's Speed section)
+        self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=args.amp == 'fp16')  # fp16 gradients would underflow
+        if args.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if args.compile:
+            model.compile(mode=args.compile)
         self.optimizer = self._get_optimizer()
 
     def _get_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
@@ -196,26 +204,32 @@ class Appr:
 
     def train_batch(self, t, x: torch.Tensor, y: torch.Tensor, position: tuple[int, int]) -> None:
         """One SGD step on one minibatch."""
-        loss = self.criterion(t, self.forward(t, x, position), y)
+        with self._autocast():
+            loss = self.criterion(t, self.forward(t, x, position), y)
         self.optimizer.zero_grad()
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # the hooks and the clipping see the true gradients (no-ops without fp16)
         self.post_backward(t)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clipgrad)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.post_step(t)
 
     @torch.no_grad()
     def evaluate(self, task, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Mean loss, accuracy and metrics() over a set, in minibatches of the training batch size."""
+        """Mean loss, accuracy and metrics() over a set, in minibatches of --eval-batch-size (default: the training
+        batch size, as the original)."""
         self.model.eval()
         sums = {}
         hits = torch.zeros((), dtype=torch.long, device=self.device)
-        for i in range(0, x.size(0), self.sbatch):
-            b = slice(i, i + self.sbatch)
+        for i in range(0, x.size(0), self.eval_sbatch):
+            b = slice(i, i + self.eval_sbatch)
             t, yb = _take(task, b), y[b]
-            outputs = self.forward(t, x[b])
+            with self._autocast():
+                outputs = self.forward(t, x[b])
+                losses = {'loss': self.criterion(t, outputs, yb), **self.metrics()}
             # Accumulate batch means times batch sizes in float64, the original's arithmetic, without host syncs
-            for k, v in {'loss': self.criterion(t, outputs, yb), **self.metrics()}.items():
+            for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.double() * len(yb)
             hits += (self.predict(t, outputs) == yb).sum()
         n = x.size(0)
@@ -226,6 +240,9 @@ class Appr:
         """(loss, accuracy) of task t's head on a test set."""
         result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _sync(self) -> None:
         if self.device.type == 'cuda':

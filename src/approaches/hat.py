@@ -102,23 +102,33 @@ class Appr(_base.Appr):
     def metrics(self):
         return {'reg': self.reg}
 
+    # The hooks below run torch._foreach_* ops over all layers at once: on a GPU one kernel per operation instead of
+    # one per parameter, on CPU the same per-tensor operations; the arithmetic is the per-parameter loop's either way
+
     @torch.no_grad()
     def post_backward(self, t: int) -> None:
         if t > 0:
-            for name, p in self.model.named_parameters():
-                if name in self.mask_back:
-                    p.grad.mul_(self.mask_back[name])
-        # Eq. 4: undo the effect of the annealed s on the embedding gradients
-        for emb in self.model.embeddings():
-            e = emb.weight
-            num = torch.cosh(torch.clamp(self.s * e, -self.thres_cosh, self.thres_cosh)) + 1
-            den = torch.cosh(e) + 1
-            e.grad.mul_(self.smax / self.s * num / den)
+            params = dict(self.model.named_parameters())
+            torch._foreach_mul_([params[name].grad for name in self.mask_back], list(self.mask_back.values()))
+        # Eq. 4: undo the effect of the annealed s on the embedding gradients,
+        # grad *= smax / s * (cosh(clamp(s * e, -thres_cosh, thres_cosh)) + 1) / (cosh(e) + 1)
+        e = [emb.weight for emb in self.model.embeddings()]
+        num = torch._foreach_mul(e, self.s)
+        torch._foreach_clamp_min_(num, -self.thres_cosh)
+        torch._foreach_clamp_max_(num, self.thres_cosh)
+        torch._foreach_cosh_(num)
+        torch._foreach_add_(num, 1)
+        den = torch._foreach_cosh(e)
+        torch._foreach_add_(den, 1)
+        factor = torch._foreach_mul(num, self.smax / self.s)
+        torch._foreach_div_(factor, den)
+        torch._foreach_mul_([w.grad for w in e], factor)
 
     @torch.no_grad()
     def post_step(self, t: int) -> None:
-        for emb in self.model.embeddings():
-            emb.weight.clamp_(-self.thres_emb, self.thres_emb)
+        e = [emb.weight for emb in self.model.embeddings()]
+        torch._foreach_clamp_min_(e, -self.thres_emb)
+        torch._foreach_clamp_max_(e, self.thres_emb)
 
     def _mask_arrays(self, t: int) -> list[np.ndarray]:
         with torch.no_grad():

@@ -21,8 +21,9 @@ class HatNet(torch.nn.Module):
 
     def mask(self, t: int, s: float = 1) -> list[torch.Tensor]:
         """Gates sigmoid(s * e_l[t]) of every gated layer, each of shape (1, units)."""
-        task = torch.tensor([t], device=self.embeddings()[0].weight.device)
-        return [torch.sigmoid(s * emb(task)) for emb in self.embeddings()]
+        # Row t sliced out, the values and gradients of emb(tensor([t])) without building that index: on a GPU its
+        # copy from the host would wait for the GPU at every forward pass
+        return [torch.sigmoid(s * emb.weight[t:t + 1]) for emb in self.embeddings()]
 
     def get_view_for(self, name: str, masks: list[torch.Tensor]) -> torch.Tensor | None:
         """The mask of parameter `name`, broadcast to its shape; None for parameters HAT never masks (heads, gates).

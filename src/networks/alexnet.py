@@ -1,6 +1,7 @@
 """AlexNet-like network of the paper: 3 conv layers (64, 128, 256 filters; kernels size//8, size//10, 2), each with
 ReLU, dropout (0.2, 0.2, 0.5) and 2x2 max-pooling, then 2 fully connected layers of 2048 units with dropout 0.5."""
 import torch
+import torch.nn.functional as F
 
 from utils import compute_conv_output_size
 
@@ -18,6 +19,36 @@ def conv_stack(inputsize) -> tuple[list[torch.nn.Conv2d], int]:
     return convs, s
 
 
+class MaxPool2d(torch.nn.MaxPool2d):
+    """torch.nn.MaxPool2d(2), the same values and gradients to the last bit, faster on CPU: PyTorch's CPU kernel for
+    the (N, C, H, W) layout is several times slower than its channels-last one, so there the forward pass pools a
+    channels-last copy, and the backward pass is the (N, C, H, W) kernel's, given the same argmax indices."""
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != 'cpu' or x.dim() != 4 or not x.is_contiguous() or torch.compiler.is_compiling():
+            return super().forward(x)  # GPU, channels-last input (--channels-last) or compiled: the kernel is fast
+        return _PoolViaChannelsLast.apply(x)
+
+
+class _PoolViaChannelsLast(torch.autograd.Function):
+    # Both kernels keep the first maximum of each window, scanning it in the same order: the indices are the same
+
+    @staticmethod
+    def forward(ctx, x):
+        y, indices = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2, return_indices=True)
+        ctx.save_for_backward(x, indices.contiguous())
+        return y.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, indices = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                               indices)
+
+
 class WidthScaled:
     """What the progressive columns and the pathnet modules share: alexnet.py's five layers with scaled widths (same
     kernels, ReLU, dropout, 2x2 max-pooling), for a network whose build() takes {layer name: module maker}."""
@@ -30,7 +61,7 @@ class WidthScaled:
         k1, k2, k3 = (c.kernel_size for c in convs)
         c1, c2, c3 = (width(c.out_channels) for c in convs)
         f1 = f2 = width(2048)
-        self.maxpool = torch.nn.MaxPool2d(2)
+        self.maxpool = MaxPool2d()
         self.relu = torch.nn.ReLU()
         self.drop1 = torch.nn.Dropout(0.2)
         self.drop2 = torch.nn.Dropout(0.5)
@@ -59,7 +90,7 @@ class Net(torch.nn.Module):
         super().__init__()
         self.taskcla = taskcla
         (self.conv1, self.conv2, self.conv3), self.smid = conv_stack(inputsize)
-        self.maxpool = torch.nn.MaxPool2d(2)
+        self.maxpool = MaxPool2d()
         self.relu = torch.nn.ReLU()
         self.drop1 = torch.nn.Dropout(0.2)
         self.drop2 = torch.nn.Dropout(0.5)

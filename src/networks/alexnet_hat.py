@@ -3,7 +3,7 @@ alexnet_hat): each gate multiplies a layer's units (conv channels after pooling,
 import torch
 
 from networks._hat import HatNet
-from networks.alexnet import conv_stack
+from networks.alexnet import MaxPool2d, conv_stack
 
 VARIANT = 'hat'  # the approaches it serves: their Appr.network_variant
 
@@ -15,7 +15,7 @@ class Net(HatNet):
         super().__init__()
         self.taskcla = taskcla
         (self.c1, self.c2, self.c3), self.smid = conv_stack(inputsize)
-        self.maxpool = torch.nn.MaxPool2d(2)
+        self.maxpool = MaxPool2d()
         self.relu = torch.nn.ReLU()
         self.drop1 = torch.nn.Dropout(0.2)
         self.drop2 = torch.nn.Dropout(0.5)

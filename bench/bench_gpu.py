@@ -1,0 +1,218 @@
+"""The speed figures on a GPU in one prepared run of under 5 minutes, written to a report file and to stdout.
+
+1. End to end: one epoch (train + the evaluations on train and valid) of our loop, as it is and with
+   --eval-batch-size 4500, against the original code's way (bench_speed.OriginalLoop), hat and sgd, CIFAR-sized
+   synthetic tasks (10 classes, 4500 train / 500 valid images), interleaved; with a check, under deterministic
+   kernels, that ours and the original's compute the same numbers.
+2. HAT's training step (alexnet_hat, batch 64, task 1 with task 0's attention in place) as a fraction of the GPU's
+   dense float32 matmul rate (FLOPs counted by torch.utils.flop_counter), the TF32 matmul rate beside it, and a
+   profile: how much of a step the GPU spends in kernels.
+3. One full cifar task with the paper's settings (hat, lr 0.05, patience 5, factor 3, lr_min 1e-4, at most 200
+   epochs) on the synthetic task: the real patience loop when it fits in the time left, else N epochs timed and
+   200 extrapolated (said so).
+4. The fast modes (--eval-batch-size, --amp bf16 and fp16, --channels-last, --compile in its default and
+   reduce-overhead (CUDA graphs) modes), each against the default:
+   speed-up and the validation accuracy and loss each reaches from the same start.
+
+    python bench/bench_gpu.py --out "$OUT"              (on the GPU machine; the report is $OUT/bench_gpu.txt)
+    python bench/bench_gpu.py --quick --out /tmp/gpu    (anywhere, CPU included: small sizes, to check the script)
+
+Needs only requirements.txt. Sections that would overrun the budget are skipped, and the report says so.
+"""
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_speed  # noqa: E402
+import utils  # noqa: E402  (on the path through bench_speed)
+
+BATCH_FLOP_STEPS = 20  # timed training steps per repetition in section 2
+
+
+def parse_args() -> argparse.Namespace:
+    """The benchmark's flags."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', type=Path, required=True, help='folder for bench_gpu.txt and bench_gpu.json')
+    p.add_argument('--quick', action='store_true', help='small sizes and few repetitions (a check of the script, '
+                                                        'e.g. on CPU)')
+    p.add_argument('--device', help='default: cuda when available, else cpu')
+    p.add_argument('--budget', type=float, default=280, help='seconds the whole run may take; later sections are '
+                                                             'shortened or skipped to fit (default: %(default)s)')
+    return p.parse_args()
+
+
+class Clock:
+    """Seconds left of the run's budget."""
+
+    def __init__(self, budget: float):
+        self.end = time.perf_counter() + budget
+
+    def left(self) -> float:
+        """Seconds left."""
+        return self.end - time.perf_counter()
+
+
+def matmul_rate(device: torch.device, size: int, tf32: bool, reps: int = 5) -> float:
+    """FLOP/s of a float32 size x size matmul, with TF32 tensor cores allowed or not (CUDA)."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        a = torch.randn(size, size, device=device)
+        torch.mm(a, a)  # warm-up
+        times = []
+        for _ in range(reps):
+            bench_speed.sync(device)
+            clock = time.perf_counter()
+            torch.mm(a, a)
+            bench_speed.sync(device)
+            times.append(time.perf_counter() - clock)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    return 2 * size ** 3 / statistics.median(times)
+
+
+def step_flops(appr, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs (convolutions and matmuls) of one training step's forward, loss and backward."""
+    appr.model.train()
+    with FlopCounterMode(display=False) as counter:
+        loss = appr.criterion(bench_speed.TASK, appr.forward(bench_speed.TASK, x, (0, x.size(0))), y)
+        loss.backward()
+    appr.optimizer.zero_grad()
+    return counter.get_total_flops()
+
+
+def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
+    """A profile of a few training steps: kernels launched per step and the share of the wall time the GPU spends
+    in them (the rest: launch latency and Python between kernels)."""
+    from torch.profiler import ProfilerActivity, profile
+    steps = x.size(0) // appr.sbatch
+    try:
+        bench_speed.sync(appr.device)
+        clock = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            appr.train_epoch(bench_speed.TASK, x, y)
+            bench_speed.sync(appr.device)
+        wall = time.perf_counter() - clock
+        kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.self_device_time_total for e in kernels) / 1e6
+        count = sum(e.count for e in kernels)
+    except Exception as e:  # no CUPTI access, for one: the rest of the report stands
+        return f'profile unavailable ({type(e).__name__}: {e})'
+    return (f'profile of {steps} steps: {count / steps:.0f} kernels per step, GPU busy {busy / steps * 1e3:.2f} ms of '
+            f'{wall / steps * 1e3:.2f} ms per step ({100 * busy / wall:.0f}%; traced, so slower than untraced)')
+
+
+def bench_step(report: bench_speed.Report, device: torch.device, steps: int, reps: int) -> dict:
+    """HAT's training step against the matmul rate."""
+    report.header('HAT training step (alexnet_hat, batch 64, task 1 masked) vs dense matmul')
+    appr = bench_speed.build('hat', device)
+    x, y = bench_speed.synthetic_cifar(appr.sbatch * steps, 5, device)
+    flops = step_flops(appr, x[:appr.sbatch], y[:appr.sbatch])
+    appr.train_epoch(bench_speed.TASK, x, y)  # warm-up
+    size = 8192 if device.type == 'cuda' else 2048
+    epoch_s, fp32 = [], []
+    for _ in range(reps):  # interleaved with the reference, which sees the same conditions
+        bench_speed.sync(device)
+        clock = time.perf_counter()
+        appr.train_epoch(bench_speed.TASK, x, y)
+        bench_speed.sync(device)
+        epoch_s.append(time.perf_counter() - clock)
+        fp32.append(matmul_rate(device, size, tf32=False))
+    step_s = statistics.median(epoch_s) / steps
+    achieved, rate = flops / step_s, statistics.median(fp32)
+    figures = {'step_ms': 1e3 * step_s, 'gflop_per_step': flops / 1e9, 'achieved_tflops': achieved / 1e12,
+               'fp32_matmul_tflops': rate / 1e12, 'fraction_fp32': achieved / rate}
+    report(f'{flops / 1e9:.3f} GFLOP per step; {1e3 * step_s:.2f} ms per step (median of {reps} x {steps} steps) = '
+           f'{achieved / 1e12:.2f} TFLOP/s')
+    report(f'float32 matmul ({size}x{size}, TF32 off): {rate / 1e12:.1f} TFLOP/s -> the step reaches '
+           f'{100 * achieved / rate:.1f}% of it')
+    if device.type == 'cuda':
+        tf32 = matmul_rate(device, size, tf32=True)
+        figures['tf32_matmul_tflops'] = tf32 / 1e12
+        report(f'TF32 matmul: {tf32 / 1e12:.1f} TFLOP/s ({100 * achieved / tf32:.1f}%); note that PyTorch runs '
+               f'convolutions in TF32 by default (torch.backends.cudnn.allow_tf32 = '
+               f'{torch.backends.cudnn.allow_tf32}) and matmuls in float32 (allow_tf32 = '
+               f'{torch.backends.cuda.matmul.allow_tf32})')
+        report(kernel_share(appr, x[:appr.sbatch * 5], y[:appr.sbatch * 5]))
+    return figures
+
+
+def bench_full_task(report: bench_speed.Report, device: torch.device, ntrain: int, allowance: float,
+                    max_epochs: int = 200) -> dict:
+    """One task's patience loop, with the paper's settings, within allowance seconds (else extrapolated)."""
+    report.header(f'One full cifar task, paper settings (hat, at most {max_epochs} epochs, patience schedule), '
+                  f'{ntrain} train / {max(1, ntrain // 9)} valid images')
+    appr = bench_speed.build('hat', device)
+    train, valid = bench_speed.task_data(ntrain, device)
+    probe = 2
+    clock = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # fit() prints a line per epoch
+        appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK), probe)
+    epoch_s = (time.perf_counter() - clock) / probe
+    if epoch_s * max_epochs <= allowance:
+        appr = bench_speed.build('hat', device)
+        lines = io.StringIO()
+        clock = time.perf_counter()
+        with contextlib.redirect_stdout(lines):
+            appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK), max_epochs)
+        wall = time.perf_counter() - clock
+        epochs = lines.getvalue().count('| Epoch')
+        report(f'measured: the patience loop stopped after {epochs} epochs in {wall:.1f} s ({wall / epochs:.2f} s per '
+               f'epoch); {max_epochs} epochs would take {wall / epochs * max_epochs:.0f} s')
+        return {'epochs': epochs, 'seconds': wall, 'seconds_per_epoch': wall / epochs}
+    report(f'EXTRAPOLATED: {probe} epochs timed at {epoch_s:.2f} s each; at most {max_epochs} epochs = '
+           f'{epoch_s * max_epochs:.0f} s (the loop stops earlier once the lr falls below 1e-4: at least 31 epochs, '
+           f'{epoch_s * 31:.0f} s)')
+    return {'epochs': None, 'seconds_per_epoch': epoch_s, 'extrapolated_seconds': epoch_s * max_epochs}
+
+
+def section(report: bench_speed.Report, figures: dict, name: str, run) -> None:
+    """figures[name] = run(), or the error reported: one failing section leaves the others' figures."""
+    try:
+        figures[name] = run()
+    except Exception as e:
+        report(f'\n{name}: FAILED ({type(e).__name__}: {e})')
+
+
+def main() -> None:
+    """Run the sections within the budget, writing the report as they go."""
+    args = parse_args()
+    clock = Clock(args.budget)
+    device = utils.choose_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    ntrain, reps, steps = (256, 1, 4) if args.quick else (4500, 3, BATCH_FLOP_STEPS)
+    report = bench_speed.Report(args.out / 'bench_gpu.txt')
+    report(f'bench_gpu.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
+    bench_speed.environment(report, device)
+    figures = {'device': str(device), 'quick': args.quick}
+    section(report, figures, 'end_to_end',
+            lambda: bench_speed.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
+    section(report, figures, 'step', lambda: bench_step(report, device, steps, reps))
+    section(report, figures, 'full_task',
+            lambda: bench_full_task(report, device, ntrain, allowance=min(120.0, clock.left() / 3)))
+    modes = ['seed', 'eval-batch', 'amp', 'amp-fp16', 'channels-last']
+    section(report, figures, 'modes',
+            lambda: bench_speed.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
+    # torch.compile compiles for minutes: last, each mode only with time to spare, CUDA graphs first (on an H200 they
+    # halved the epoch, where the default mode gained nothing)
+    for mode in ('compile-cudagraphs', 'compile'):
+        if clock.left() > (60 if args.quick else 130):
+            section(report, figures, mode,
+                    lambda: bench_speed.bench_modes(report, 'hat', [mode], ntrain, max(1, reps - 1), ntrain, device))
+        else:
+            report(f'\n{mode}: SKIPPED, {clock.left():.0f} s left of the budget')
+    report(f'\ntotal {args.budget - clock.left():.0f} s')
+    (args.out / 'bench_gpu.json').write_text(json.dumps(figures, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,126 @@
+"""The speed-ups of the default path change no number: run.py gives bitwise the same matrices and per-epoch losses as
+with the straightforward code written here (the original's evaluation, PyTorch's max-pooling, HAT's per-parameter
+hooks); and the optional fast modes run."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fixtures
+import run
+from approaches import _base, hat
+from conftest import register_cifar_checksums
+from networks import _hat, alexnet
+
+# Runs that train more than one epoch (so model selection and the lr schedule act), with odd last batches
+ARGV = ['--experiment', 'cifar', '--nepochs', '2', '--batch-size', '8', '--lr', '0.1', '--lr-patience', '1']
+
+
+@pytest.fixture(scope='module')
+def small_cifar(tmp_path_factory, data_dir):
+    """CIFAR with 18 or 36 training images per task, for quick runs (after data_dir, whose checksums it overrides
+    for the module's duration and then gives back)."""
+    root = tmp_path_factory.mktemp('small')
+    md5 = fixtures.write_cifar(root, train_per_class=(10, 2), test_per_class=(3, 1))
+    with pytest.MonkeyPatch.context() as mp:
+        register_cifar_checksums(mp, md5)
+        yield root
+
+
+def plain_evaluate(self, task, x, y):
+    """The original's evaluation: batches taken by index tensors, autograd recording, each batch's loss, hits and
+    metrics copied to the host and summed in Python floats."""
+    self.model.eval()
+    totals, hits, n = {}, 0, x.size(0)
+    r = torch.arange(n)
+    for i in range(0, n, self.sbatch):
+        b = r[i:i + self.sbatch]
+        t = task[b] if torch.is_tensor(task) else task
+        outputs = self.forward(t, x[b])
+        for k, v in {'loss': self.criterion(t, outputs, y[b]), **self.metrics()}.items():
+            totals[k] = totals.get(k, 0) + v.detach().cpu().numpy().item() * len(b)
+        hits += (self.predict(t, outputs) == y[b]).float().sum().cpu().numpy().item()
+    return {'loss': totals['loss'] / n, 'acc': hits / n, **{k: v / n for k, v in totals.items() if k != 'loss'}}
+
+
+def plain_mask(self, t, s=1):
+    """HAT's gates through an embedding lookup, as the original."""
+    task = torch.tensor([t])
+    return [torch.sigmoid(s * emb(task)) for emb in self.embeddings()]
+
+
+@torch.no_grad()
+def plain_post_backward(self, t):
+    """HAT's gradient masks and embedding compensation, parameter by parameter, as the original."""
+    if t > 0:
+        for name, p in self.model.named_parameters():
+            if name in self.mask_back:
+                p.grad.mul_(self.mask_back[name])
+    for emb in self.model.embeddings():
+        e = emb.weight
+        num = torch.cosh(torch.clamp(self.s * e, -self.thres_cosh, self.thres_cosh)) + 1
+        den = torch.cosh(e) + 1
+        e.grad.mul_(self.smax / self.s * num / den)
+
+
+@torch.no_grad()
+def plain_post_step(self, t):
+    """HAT's embedding clamp, embedding by embedding."""
+    for emb in self.model.embeddings():
+        emb.weight.clamp_(-self.thres_emb, self.thres_emb)
+
+
+def run_cifar(data_dir, tmp_path, *extra):
+    """HAT on cifar (AlexNet: every speed-up of the default path acts); the results and the per-epoch log."""
+    results = run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                        str(tmp_path / 'logs'), '--device', 'cpu', '--approach', 'hat', *ARGV, *extra])
+    log = (tmp_path / 'logs' / (Path(results['args']['output']).stem + '.jsonl')).read_text().splitlines()
+    epochs = [{k: v for k, v in json.loads(line).items() if not k.startswith('seconds')} for line in log]
+    return results, epochs
+
+
+def test_default_path_is_bitwise_the_straightforward_one(small_cifar, tmp_path, monkeypatch):
+    fast, fast_epochs = run_cifar(small_cifar, tmp_path / 'fast')
+    monkeypatch.setattr(_base.Appr, 'evaluate', plain_evaluate)
+    monkeypatch.setattr(alexnet.MaxPool2d, 'forward', torch.nn.MaxPool2d.forward)
+    monkeypatch.setattr(_hat.HatNet, 'mask', plain_mask)
+    monkeypatch.setattr(hat.Appr, 'post_backward', plain_post_backward)
+    monkeypatch.setattr(hat.Appr, 'post_step', plain_post_step)
+    plain, plain_epochs = run_cifar(small_cifar, tmp_path / 'plain')
+    assert np.array_equal(fast['acc'], plain['acc']) and np.array_equal(fast['lss'], plain['lss'])
+    assert fast_epochs == plain_epochs  # every epoch's losses: the same model selection and lr schedule
+    assert len({e['lr'] for e in fast_epochs}) > 1  # the schedule did act
+    assert np.trace(fast['acc']) > 0
+
+
+def test_max_pool_matches_pytorch_on_ties_and_nans():
+    x = torch.relu(torch.randn(3, 4, 9, 7))  # odd sizes: the last row and column are dropped, as PyTorch does
+    x[0, 0, :4, :4] = 0  # ties
+    x[1, 1, :2, :2] = 2.5
+    x[2, 2, 0, 1] = float('nan')
+    grad = torch.randn(3, 4, 4, 3)
+    results = []
+    for pool in (torch.nn.MaxPool2d(2), alexnet.MaxPool2d()):
+        xi = x.clone().requires_grad_()
+        y = pool(xi)
+        y.backward(grad)
+        results.append((y.detach(), xi.grad))
+    (y0, g0), (y1, g1) = results
+    assert y1.is_contiguous() and torch.equal(y0.isnan(), y1.isnan())
+    assert torch.equal(y0.nan_to_num(), y1.nan_to_num()) and torch.equal(g0, g1)
+
+
+@pytest.mark.parametrize('flags', [['--eval-batch-size', '1000'], ['--amp'], ['--channels-last']])
+def test_fast_modes_run(small_cifar, tmp_path, flags):
+    results, epochs = run_cifar(small_cifar, tmp_path, '--dry-run', *flags)
+    assert np.all(np.isfinite(results['lss'])) and np.trace(results['acc']) > 0
+    assert all(np.isfinite(e['train_loss']) for e in epochs)
+
+
+def test_fp16_with_loss_scaling_runs(data_dir, tmp_path):
+    # On the MLP: float16 convolutions are slow on CPU
+    results = run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path), '--logs-dir', str(tmp_path),
+                        '--device', 'cpu', '--experiment', 'mnist2', '--approach', 'hat', '--dry-run', '--amp', 'fp16'])
+    assert np.all(np.isfinite(results['lss'])) and np.trace(results['acc']) > 0
