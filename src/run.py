@@ -167,9 +167,14 @@ def check_previous_results(args) -> dict | None:
     raise utils.UserError(f'{args.output} holds a finished run; --resume returns it, --overwrite replaces it')
 
 
+def plain_args(args) -> dict:
+    """Every argument, paths as strings (what the results and checkpoints save)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
 def config(args) -> dict:
     """The settings that decide a run's results (a checkpoint continues only a run with the same ones)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in sorted(vars(args).items()) if k not in NOT_IN_CONFIG}
+    return {k: v for k, v in sorted(plain_args(args).items()) if k not in NOT_IN_CONFIG}
 
 
 def save_checkpoint(path: Path, args, appr, progress: dict) -> None:
@@ -192,8 +197,8 @@ def load_checkpoint(path: Path, args, appr) -> dict | None:
         raise utils.UserError(f'cannot read checkpoint {path} ({type(e).__name__}); delete it to start over') from None
     if state.get('format') != CHECKPOINT_FORMAT:
         raise utils.UserError(f'checkpoint {path} is from another version of this code; delete it to start over')
-    differ = sorted(k for k in set(state['config']) | set(config(args))
-                    if state['config'].get(k) != config(args).get(k))
+    current = config(args)
+    differ = sorted(k for k in set(state['config']) | set(current) if state['config'].get(k) != current.get(k))
     if differ:
         flags = ', '.join('--' + k.replace('_', '-') for k in differ)
         raise utils.UserError(f'checkpoint {path} was made with other settings ({flags}); resume with the same '
@@ -290,7 +295,7 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
                 progress.update(tasks_done=t + 1, seconds=time.time() - tstart)
                 results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
                            'task_names': [task['name'] for task in data],
-                           'args': {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                           'args': plain_args(args),
                            'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
                            'seconds': progress['seconds']}
                 print('Save at', args.output)
