@@ -1,7 +1,10 @@
 """The speed figures on a GPU in one prepared run of under 5 minutes, written to a report file and to stdout.
 
+0. CUDA graphs (run.py --cuda-graphs): every approach that can use them, run by run.py on a small CIFAR fixture (10
+   tasks, batch 16, a few epochs with learning-rate drops) with and without them from the same seed; under
+   deterministic kernels the accuracy and loss matrices must be bitwise equal.
 1. End to end: one epoch (train + the evaluations on train and valid) of our loop, as it is and with
-   --eval-batch-size 4500, against the original code's way (bench_speed.OriginalLoop), hat and sgd, CIFAR-sized
+   --eval-batch-size 4500 and with --cuda-graphs, against the original code's way (bench_speed.OriginalLoop), hat and sgd, CIFAR-sized
    synthetic tasks (10 classes, 4500 train / 500 valid images), interleaved; with a check, under deterministic
    kernels, that ours and the original's compute the same numbers.
 2. HAT's training step (alexnet_hat, batch 64, task 1 with task 0's attention in place) as a fraction of the GPU's
@@ -25,15 +28,20 @@ import io
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed  # noqa: E402
-import utils  # noqa: E402  (on the path through bench_speed)
+import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
+import run  # noqa: E402
+import utils  # noqa: E402
 
 BATCH_FLOP_STEPS = 20  # timed training steps per repetition in section 2
 
@@ -175,6 +183,57 @@ def bench_full_task(report: bench_speed.Report, device: torch.device, ntrain: in
     return {'epochs': None, 'seconds_per_epoch': epoch_s, 'extrapolated_seconds': epoch_s * max_epochs}
 
 
+def graph_safe_approaches() -> list[str]:
+    """The approaches whose steps run as CUDA graphs."""
+    return [name for name in utils.module_choices('approaches')
+            if utils.load_module('approaches', name).Appr.graph_safe]
+
+
+def fixture_checksums(md5: dict) -> contextlib.ExitStack:
+    """torchvision's CIFAR classes accepting the fixture's files (it checks each against the official md5)."""
+    from torchvision import datasets
+    stack = contextlib.ExitStack()
+    for name in ('CIFAR10', 'CIFAR100'):
+        cls = getattr(datasets, name)
+        for attr, value in (('train_list', [[f, md5[name, f]] for f, _ in cls.train_list]),
+                            ('test_list', [[f, md5[name, f]] for f, _ in cls.test_list]),
+                            ('meta', {**cls.meta, 'md5': md5[name, cls.meta['filename']]})):
+            stack.enter_context(mock.patch.object(cls, attr, value))
+    return stack
+
+
+def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: list[str], nepochs: int) -> dict:
+    """run.py with and without CUDA graphs, per approach: equality under deterministic kernels, and the run times."""
+    report.header('CUDA graphs vs eager steps: whole runs (cifar fixture, 10 tasks, batch 16, --lr-patience 1)')
+    if device.type != 'cuda':
+        report('no GPU: both runs are eager here (a check of this script only)')
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        md5 = fixtures.write_cifar(tmp / 'dat', train_per_class=(40, 4), test_per_class=(10, 2))
+        with fixture_checksums(md5):
+            for approach in approaches:
+                runs = {}
+                for name, flags in (('graphs', ['--cuda-graphs']), ('eager', [])):
+                    argv = ['--experiment', 'cifar', '--approach', approach, *flags, '--device', str(device),
+                            '--nepochs', str(nepochs), '--batch-size', '16', '--lr-patience', '1',
+                            '--data-dir', str(tmp / 'dat'), '--results-dir', str(tmp / name / 'res'),
+                            '--logs-dir', str(tmp / name / 'logs')]
+                    with bench_speed.deterministic(device), contextlib.redirect_stdout(io.StringIO()):
+                        utils.seed_everything(0)
+                        clock = time.perf_counter()
+                        results = run.main(argv)
+                        runs[name] = (results, time.perf_counter() - clock)
+                (graphs, graph_s), (eager, eager_s) = runs['graphs'], runs['eager']
+                same = np.array_equal(graphs['acc'], eager['acc']) and np.array_equal(graphs['lss'], eager['lss'])
+                diff = float(np.nanmax(np.abs(graphs['lss'] - eager['lss'])))
+                figures[approach] = {'bitwise_equal': same, 'max_loss_difference': diff, 'seconds_graphs': graph_s,
+                                     'seconds_eager': eager_s}
+                report(f'{approach:12s} acc and lss {"BITWISE EQUAL" if same else "DIFFERENT"} (largest loss '
+                       f'difference {diff:.1e}); run {graph_s:5.1f} s with graphs, {eager_s:5.1f} s eager')
+    return figures
+
+
 def section(report: bench_speed.Report, figures: dict, name: str, run) -> None:
     """figures[name] = run(), or the error reported: one failing section leaves the others' figures."""
     try:
@@ -194,14 +253,19 @@ def main() -> None:
     report(f'bench_gpu.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
     bench_speed.environment(report, device)
     figures = {'device': str(device), 'quick': args.quick}
+    approaches = ['hat', 'sgd'] if args.quick else graph_safe_approaches()
+    section(report, figures, 'graphs', lambda: bench_graphs(report, device, approaches, 2 if args.quick else 3))
     section(report, figures, 'end_to_end',
             lambda: bench_speed.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
     section(report, figures, 'step', lambda: bench_step(report, device, steps, reps))
     section(report, figures, 'full_task',
             lambda: bench_full_task(report, device, ntrain, allowance=min(120.0, clock.left() / 3)))
     modes = ['seed', 'eval-batch', 'amp', 'amp-fp16', 'channels-last']
-    section(report, figures, 'modes',
-            lambda: bench_speed.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
+    if clock.left() > (30 if args.quick else 90):
+        section(report, figures, 'modes',
+                lambda: bench_speed.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
+    else:
+        report(f'\nmodes: SKIPPED, {clock.left():.0f} s left of the budget')
     # torch.compile compiles for minutes: last, each mode only with time to spare, CUDA graphs first (on an H200 they
     # halved the epoch, where the default mode gained nothing)
     for mode in ('compile-cudagraphs', 'compile'):

@@ -317,6 +317,9 @@ def bench_end_to_end(report: Report, approaches: list[str], ntrain: int, reps: i
             theirs = epoch_original(loop, train, valid)[2]
         epochs = {'original': lambda: epoch_original(loop, train, valid),
                   'ours': lambda: epoch_ours(appr, train, valid)}
+        if device.type == 'cuda':
+            graphs = build(approach, device, ['--cuda-graphs'])
+            epochs['ours, --cuda-graphs'] = lambda: epoch_ours(graphs, train, valid)
         if eval_batch:
             big = build(approach, device, ['--eval-batch-size', str(eval_batch)])
             epochs[f'ours, --eval-batch-size {eval_batch}'] = lambda: epoch_ours(big, train, valid)

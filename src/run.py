@@ -52,6 +52,10 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                    help='compile the network with torch.compile, in this mode (default: default; reduce-overhead '
                         'replays CUDA graphs)')
     p.add_argument('--channels-last', action='store_true', help='convolutions in the channels-last memory format')
+    p.add_argument('--cuda-graphs', action='store_true',
+                   help='on a GPU, replay each full training step and evaluation batch as a CUDA graph, one launch '
+                        'instead of hundreds, meant to give the same numbers (not yet measured on a GPU: '
+                        'bench/bench_gpu.py checks both; ignored with --amp or --compile, and for pathnet and random)')
     p.add_argument('--dry-run', action='store_true',
                    help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch: a quick check of a set-up')
     p.add_argument('--resume', action='store_true',
@@ -148,7 +152,8 @@ def print_matrix(acc: np.ndarray) -> None:
 
 
 # Flags that only say where things go or how to run: a checkpoint may be resumed with different ones
-NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'resume', 'overwrite')
+NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'resume',
+                 'overwrite')
 
 
 def checkpoint_path(args) -> Path:

@@ -1,6 +1,7 @@
 """HAT's mechanics pinned by hand-computed values, and its guarantee: what task 0 claimed does not move."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,8 +36,10 @@ def test_s_schedule():
     appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 2)]))
     x = torch.randn(2, 1, 28, 28)
     for (i, n), expected in [((0, 64), 1 / 400), ((32, 64), 200.00125), ((48, 64), 300.000625), ((640, 1000), 256.0009)]:
+        appr.pre_batch((i, n))
         appr.forward(0, x, position=(i, n))
         assert appr.s == pytest.approx(expected, rel=1e-12)
+        assert appr.s_train.item() == np.float32(appr.s) and appr.smax_over_s.item() == np.float32(400 / appr.s)
     appr.forward(0, x)  # evaluation
     assert appr.s == 400
 
@@ -66,12 +69,12 @@ def test_embedding_gradient_compensation():
         net.efc1.weight[0, :4] = torch.tensor(values)
     for p in net.parameters():
         p.grad = torch.ones_like(p)
-    appr.s = 20.0
+    appr.set_temperature(20.0)
     appr.post_backward(0)
     for e, g in zip(values, net.efc1.weight.grad[0, :4].tolist()):
         expected = 400 / 20 * (math.cosh(max(-50, min(50, 20 * e))) + 1) / (math.cosh(e) + 1)
         assert g == pytest.approx(expected, rel=1e-5)
-    appr.s = 400.0  # s * e = 400 is clamped to 50 inside cosh
+    appr.set_temperature(400.0)  # s * e = 400 is clamped to 50 inside cosh
     net.efc1.weight.grad.fill_(1)
     appr.post_backward(0)
     assert net.efc1.weight.grad[0, 1].item() == pytest.approx((math.cosh(50) + 1) / (math.cosh(1) + 1), rel=1e-5)
@@ -105,7 +108,7 @@ def test_mask_accumulation_and_gradient_masks():
     # The multipliers are applied to gradients from the second task on
     for p in net.parameters():
         p.grad = torch.ones_like(p)
-    appr.s = 400.0
+    appr.set_temperature(400.0)
     appr.post_backward(1)
     assert torch.equal(net.fc1.weight.grad, appr.mask_back['fc1.weight'])
     assert torch.equal(net.last[0].weight.grad, torch.ones_like(net.last[0].weight))

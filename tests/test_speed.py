@@ -51,6 +51,17 @@ def plain_mask(self, t, s=1):
     return [torch.sigmoid(s * emb(task)) for emb in self.embeddings()]
 
 
+def plain_forward(self, t, x, position=None):
+    """HAT's forward as the original: s a Python float, annealed from the batch's position."""
+    if position is None:
+        self.s = self.smax
+    else:
+        i, n = position
+        self.s = (self.smax - 1 / self.smax) * i / n + 1 / self.smax
+    outputs, self.masks = self.model(t, x, s=self.s)
+    return outputs
+
+
 @torch.no_grad()
 def plain_post_backward(self, t):
     """HAT's gradient masks and embedding compensation, parameter by parameter, as the original."""
@@ -86,6 +97,7 @@ def test_default_path_is_bitwise_the_straightforward_one(small_cifar, tmp_path, 
     monkeypatch.setattr(_base.Appr, 'evaluate', plain_evaluate)
     monkeypatch.setattr(alexnet.MaxPool2d, 'forward', torch.nn.MaxPool2d.forward)
     monkeypatch.setattr(_hat.HatNet, 'mask', plain_mask)
+    monkeypatch.setattr(hat.Appr, 'forward', plain_forward)
     monkeypatch.setattr(hat.Appr, 'post_backward', plain_post_backward)
     monkeypatch.setattr(hat.Appr, 'post_step', plain_post_step)
     plain, plain_epochs = run_cifar(small_cifar, tmp_path / 'plain')

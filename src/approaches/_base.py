@@ -4,6 +4,7 @@ Per task: plain SGD, minibatches of a reshuffled training set; after each epoch 
 the weights of the best validation loss; after lr_patience epochs without improvement divide the learning rate by
 lr_factor and restart the optimizer; stop below lr_min or after nepochs; restore the best weights.
 """
+import contextlib
 import math
 import time
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from approaches._graphs import StepGraphs
 import utils
 
 
@@ -21,6 +23,9 @@ class Appr:
     parameter_names: tuple[str, ...] = ()  # what the legacy --parameter a,b,... sets, in the original's order
     clipgrad = 10000  # the original's gradient-norm clip for sgd and hat; approaches override theirs
     checkpoint_attrs: tuple[str, ...] = ()  # attributes carried from one task to the next, saved in checkpoints
+    # Whether the training step and an evaluation batch may be replayed as CUDA graphs (approaches/_graphs.py): true
+    # when they never wait for the host and read only tensors that keep their memory for the task's duration
+    graph_safe = True
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -70,6 +75,10 @@ class Appr:
         if args.compile:
             model.compile(mode=args.compile)
         self.optimizer = self._get_optimizer()
+        # Autocast caches casts across a capture and fp16's loss scaling reads its scale on the host; torch.compile's
+        # reduce-overhead mode has graphs of its own
+        use_graphs = args.cuda_graphs and self.graph_safe and not args.amp and not args.compile
+        self.graphs = StepGraphs(device) if device.type == 'cuda' and use_graphs else None
 
     def _get_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
         return torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad],
@@ -85,9 +94,14 @@ class Appr:
     def pre_train(self, t: int) -> None:
         """Before training task t."""
 
+    def pre_batch(self, position: tuple[int, int]) -> None:
+        """Before each training step, with (index of the batch's first sample, samples in the epoch); what depends on
+        it must be written into tensors here (e.g. HAT's gate temperature): a step replayed as a CUDA graph does not
+        run forward() and the hooks below again."""
+
     def forward(self, t, x: torch.Tensor, position: tuple[int, int] | None = None) -> list[torch.Tensor]:
-        """Logits of every head; position = (index of the batch's first sample, samples in the epoch) in training,
-        None when evaluating."""
+        """Logits of every head; position is pre_batch's in training (to tell training apart: its values are those
+        of the step a graph was captured on), None when evaluating."""
         return self.model(x)
 
     def criterion(self, t, outputs: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
@@ -142,9 +156,11 @@ class Appr:
     def train(self, t: int, data: list[dict]) -> None:
         """Learn task t (data holds every task; approaches choose what they may see)."""
         train, valid = self.training_sets(t, data)
+        self._drop_graphs()
         self.pre_train(t)
         self.fit(t, train, valid, self.nepochs)
         self.post_train(t, data)
+        self._drop_graphs()  # post_train replaces what the graphs read (masks, anchors, frozen copies...)
 
     def fit(self, t: int, train: tuple, valid: tuple, nepochs: int) -> float:
         """The patience loop on (x, y, task) sets as training_sets() gives them: restores the weights of the best
@@ -183,6 +199,7 @@ class Appr:
                     line += f' lr={lr:.1e}'
                     patience = self.lr_patience
                     self.optimizer = self._get_optimizer(lr)
+                    self._drop_graphs(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
             print(line)
             self.post_epoch(t, e, on_train, on_valid)
             self.log.write(task=t, epoch=e + 1, lr=lr, best=improved, seconds_train=clock1 - clock0,
@@ -198,9 +215,16 @@ class Appr:
         self.model.train()
         n = x.size(0)
         r = torch.from_numpy(np.random.permutation(n)).to(self.device)
-        for i in tqdm(range(0, n, self.sbatch), desc='train', leave=False, disable=None):
-            b = r[i:i + self.sbatch]
-            self.train_batch(_take(task, b), x[b], y[b], (i, n))
+        with self._graph_stream():
+            for i in tqdm(range(0, n, self.sbatch), desc='train', leave=False, disable=None):
+                b = r[i:i + self.sbatch]
+                self.pre_batch((i, n))
+                if self._replayable(task, b, self.sbatch):
+                    key = ('train', task, x.data_ptr(), y.data_ptr(), id(self.optimizer))
+                    self.graphs.run(key, lambda index: self.train_batch(task, x[index], y[index], (i, n)), b,
+                                    keep=(x, y, self.optimizer))
+                else:
+                    self.train_batch(_take(task, b), x[b], y[b], (i, n))
 
     def train_batch(self, t, x: torch.Tensor, y: torch.Tensor, position: tuple[int, int]) -> None:
         """One SGD step on one minibatch."""
@@ -221,25 +245,46 @@ class Appr:
         batch size, as the original)."""
         self.model.eval()
         sums = {}
-        hits = torch.zeros((), dtype=torch.long, device=self.device)
-        for i in range(0, x.size(0), self.eval_sbatch):
-            b = slice(i, i + self.eval_sbatch)
-            t, yb = _take(task, b), y[b]
-            with self._autocast():
-                outputs = self.forward(t, x[b])
-                losses = {'loss': self.criterion(t, outputs, yb), **self.metrics()}
-            # Accumulate batch means times batch sizes in float64, the original's arithmetic, without host syncs
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v.double() * len(yb)
-            hits += (self.predict(t, outputs) == yb).sum()
         n = x.size(0)
+        with self._graph_stream():
+            positions = torch.arange(n, device=self.device) if self.graphs is not None else None
+            for i in range(0, n, self.eval_sbatch):
+                b = slice(i, i + self.eval_sbatch)
+                if self._replayable(task, range(n)[b], self.eval_sbatch):
+                    key = ('eval', task, x.data_ptr(), y.data_ptr())
+                    batch = self.graphs.run(key, lambda index: self.eval_batch(task, x[index], y[index]),
+                                            positions[b], keep=(x, y))
+                else:
+                    batch = self.eval_batch(_take(task, b), x[b], y[b])
+                # Batch means times batch sizes, summed in float64 (the original's arithmetic) without host syncs
+                for k, v in batch.items():
+                    sums[k] = sums.get(k, 0) + v
+        hits = sums.pop('hits')
         return {'loss': sums['loss'].item() / n, 'acc': hits.item() / n,
                 **{k: v.item() / n for k, v in sums.items() if k != 'loss'}}
+
+    def eval_batch(self, t, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One evaluation minibatch: its loss and metrics() times its size, in float64, and its number of hits."""
+        with self._autocast():
+            outputs = self.forward(t, x)
+            losses = {'loss': self.criterion(t, outputs, y), **self.metrics()}
+        return {**{k: v.double() * len(y) for k, v in losses.items()}, 'hits': (self.predict(t, outputs) == y).sum()}
 
     def eval(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(loss, accuracy) of task t's head on a test set."""
         result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
+
+    def _replayable(self, task, batch, size: int) -> bool:
+        """Whether this batch goes through a CUDA graph: graphs are on, the task is one int and the batch full."""
+        return self.graphs is not None and not torch.is_tensor(task) and len(batch) == size
+
+    def _graph_stream(self):
+        return self.graphs.stream_context() if self.graphs is not None else contextlib.nullcontext()
+
+    def _drop_graphs(self, keep=lambda key: False) -> None:
+        if self.graphs is not None:
+            self.graphs.drop(keep)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -64,7 +64,10 @@ class Appr(_base.Appr):
         self.thres_emb = args.thres_emb
         self.mask_pre = None  # cumulative attention a_pre over the tasks learned so far, one tensor per layer
         self.mask_back = {}  # parameter name -> 1 - its view of mask_pre: its gradient multiplier
-        self.s = self.smax
+        self.s = self.smax  # the gate temperature of the last forward pass
+        # The training steps' temperature and Eq. 4's smax / s, as tensors: a step replayed as a CUDA graph reads them
+        self.s_train = torch.zeros((), device=device)
+        self.smax_over_s = torch.zeros((), device=device)
         self.masks = None
         self.single_task = args.single_task
         if args.emb_init == 'uniform':
@@ -79,13 +82,21 @@ class Appr(_base.Appr):
         self.logs = {k: {} for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg',
                                      'mask', 'mask_pre', 'task_name', 'test_acc', 'test_loss')}
 
+    def pre_batch(self, position):
+        i, n = position
+        self.set_temperature((self.smax - 1 / self.smax) * i / n + 1 / self.smax)  # Eq. 3, written as the original
+
+    def set_temperature(self, s: float) -> None:
+        """The gate temperature s of the training steps to come."""
+        self.s = s
+        # Rounded to float32 from Python's doubles, as the original's float32 tensor ops round s and smax / s
+        self.s_train.fill_(s)
+        self.smax_over_s.fill_(self.smax / s)
+
     def forward(self, t, x, position=None):
         if position is None:
             self.s = self.smax * (10000 if self.single_task else 1)
-        else:
-            i, n = position
-            self.s = (self.smax - 1 / self.smax) * i / n + 1 / self.smax  # Eq. 3, written as the original
-        outputs, self.masks = self.model(t, x, s=self.s)
+        outputs, self.masks = self.model(t, x, s=self.s if position is None else self.s_train)
         return outputs
 
     def regulariser(self, masks: list[torch.Tensor]) -> torch.Tensor:
@@ -113,14 +124,14 @@ class Appr(_base.Appr):
         # Eq. 4: undo the effect of the annealed s on the embedding gradients,
         # grad *= smax / s * (cosh(clamp(s * e, -thres_cosh, thres_cosh)) + 1) / (cosh(e) + 1)
         e = [emb.weight for emb in self.model.embeddings()]
-        num = torch._foreach_mul(e, self.s)
+        num = torch._foreach_mul(e, self.s_train)
         torch._foreach_clamp_min_(num, -self.thres_cosh)
         torch._foreach_clamp_max_(num, self.thres_cosh)
         torch._foreach_cosh_(num)
         torch._foreach_add_(num, 1)
         den = torch._foreach_cosh(e)
         torch._foreach_add_(den, 1)
-        factor = torch._foreach_mul(num, self.smax / self.s)
+        factor = torch._foreach_mul(num, self.smax_over_s)
         torch._foreach_div_(factor, den)
         torch._foreach_mul_([w.grad for w in e], factor)
 

@@ -35,6 +35,7 @@ class Appr(_base.Appr):
     """PathNet: a tournament of paths per task through shared modules; each task's best path is then frozen."""
 
     network_variant = 'pathnet'
+    graph_safe = False  # not measured with CUDA graphs; runs eagerly
     checkpoint_attrs = ('initial_model',)  # the best paths are a buffer of the network
     parameter_names = ('generations',)  # pathnet.py:26-29
     clipgrad = 1000  # pathnet.py:12

@@ -10,6 +10,7 @@ class Appr(_base.Appr):
     """Chance-level predictions by shuffling training labels, with numpy's global generator, as the original."""
 
     checkpoint_attrs = ('labels',)
+    graph_safe = False  # not measured with CUDA graphs; runs eagerly
 
     def __init__(self, model, args, device, log):
         self.model = model
