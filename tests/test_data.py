@@ -1,4 +1,10 @@
 """The experiment loaders on tiny data in the real formats: splits, order, normalisation, cache, missing data."""
+import collections
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +185,132 @@ def test_cache_write_failure_is_not_fatal(fresh_data_dir, capsys):
 def test_task_order_fixed():
     assert _common.task_order(10, 5, fixed_order=True) == list(range(10))
     assert _common.task_order(10, 5, fixed_order=False) == [9, 5, 2, 4, 7, 1, 0, 8, 6, 3]  # sklearn, seed 5
+
+
+########################################################################################################################
+# CIFAR's python batches read directly, against torchvision's classes
+
+
+def _torchvision_only(monkeypatch):
+    """Send every CIFAR read through torchvision's classes, as before the direct reader."""
+    def refuse(*args, **kwargs):
+        raise ValueError('direct reading switched off by the test')
+    monkeypatch.setattr(_common, '_read_cifar_batches', refuse)
+
+
+def test_cifar_direct_read_is_bitwise_torchvisions(data_dir, monkeypatch):
+    def no_torchvision(*args, **kwargs):
+        raise AssertionError('read through torchvision: the direct reader failed')
+    with monkeypatch.context() as m:
+        m.setattr(_common, 'load_torchvision', no_torchvision)
+        direct = cifar._build(data_dir)
+        splits = {(name, train): _common.read_cifar(getattr(datasets, name), data_dir, train)
+                  for name in ('CIFAR10', 'CIFAR100') for train in (True, False)}
+    _torchvision_only(monkeypatch)
+    expected = cifar._build(data_dir)
+    assert direct.keys() == expected.keys()
+    for key, value in expected.items():
+        assert direct[key].dtype == value.dtype and torch.equal(direct[key], value), key
+    for (name, train), (images, labels) in splits.items():
+        ds = getattr(datasets, name)(str(data_dir), train=train)
+        assert torch.equal(images, _common.as_uint8_nchw(ds)) and torch.equal(labels, _common.as_labels(ds))
+
+
+def _rewrite(path, edit, wrap=dict) -> str:
+    """Rewrite a CIFAR pickle with edit(batch) applied (and the dict made a `wrap`); returns the new file's md5."""
+    batch = pickle.loads(path.read_bytes(), encoding='latin1')
+    edit(batch)
+    path.write_bytes(pickle.dumps(wrap(batch), protocol=2))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _accept_md5(monkeypatch, name: str, md5: str) -> None:
+    """Make CIFAR10's checksum of file `name` be `md5` (as a fixture's own checksums are registered)."""
+    monkeypatch.setattr(datasets.CIFAR10, 'train_list',
+                        [[f, md5 if f == name else m] for f, m in datasets.CIFAR10.train_list])
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'one byte changed'])
+def test_cifar_corrupt_batch_is_a_one_line_error_naming_it(fresh_data_dir, offline, damage):
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_2'
+    blob = bytearray(batch.read_bytes())
+    if damage == 'truncated':
+        batch.write_bytes(blob[:len(blob) // 2])
+    else:  # a pixel: still a valid pickle of the right shapes, which only the checksum tells apart
+        blob[len(blob) // 2] ^= 1
+        batch.write_bytes(blob)
+        assert pickle.loads(batch.read_bytes(), encoding='latin1')['data'].shape == (80, 3072)
+    with pytest.raises(UserError) as e:
+        cifar.get(fresh_data_dir)
+    message = str(e.value)
+    assert message.startswith(f'CIFAR10 is missing or corrupt in {fresh_data_dir} '
+                              f'(cifar-10-batches-py/data_batch_2 does not match its md5 checksum) '
+                              f'and could not be downloaded (')
+    assert 'cifar-10-python.tar.gz' in message and '\n' not in message
+
+
+def test_cifar_corrupt_batch_is_replaced_by_a_download(fresh_data_dir, monkeypatch):
+    """torchvision's download (here: writing the fixture again) repairs a batch that fails its checksum."""
+    expected, _, _ = cifar.get(fresh_data_dir, seed=0)
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_1'
+    batch.write_bytes(batch.read_bytes()[:-100])
+    downloads = []
+
+    def download(self):
+        downloads.append(self.train)
+        fixtures.write_cifar(Path(self.root))
+    monkeypatch.setattr(datasets.CIFAR10, 'download', download)
+    again, _, _ = cifar.get(fresh_data_dir, seed=0)
+    assert downloads == [True]  # the training split failed; the test split was read directly after the repair
+    for a, b in zip(expected, again):
+        assert all(torch.equal(a[split][xy], b[split][xy]) for split in ('train', 'valid', 'test') for xy in 'xy')
+
+
+def test_cifar_checksummed_but_invalid_batch_is_an_error(fresh_data_dir, offline, monkeypatch):
+    """A file that passes its checksum but holds labels out of range stops the build (from either reader)."""
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_3'
+    _accept_md5(monkeypatch, 'data_batch_3', _rewrite(batch, lambda b: b['labels'].__setitem__(0, 10)))
+    with pytest.raises(UserError, match=r'CIFAR10 in .*cifar-10-batches-py: expected 400 labels in 0-9, got 400 '
+                                        r'labels in 0-10; put intact files there'):
+        cifar.get(fresh_data_dir)
+
+
+def test_cifar_missing_batch_keeps_the_missing_data_message(fresh_data_dir, offline):
+    (fresh_data_dir / 'cifar-100-python' / 'test').unlink()
+    with pytest.raises(UserError) as e:
+        cifar.get(fresh_data_dir)
+    root = fresh_data_dir
+    assert str(e.value).startswith(f'CIFAR100 is missing or corrupt in {root} and could not be downloaded (')
+    assert f'{root / "cifar-100-python"} (train, test, meta)' in str(e.value)
+
+
+class _Payload:
+    """Pickles as a call of os.makedirs(path): what a tampered batch could make an unpickler run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.makedirs, (self.path,)
+
+
+def test_cifar_tampered_batch_never_runs_code(fresh_data_dir, offline, tmp_path):
+    """The direct reader unpickles while it checksums: it refuses anything but arrays, so nothing in the file runs."""
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_4'
+    _rewrite(batch, lambda b: b.__setitem__('data', _Payload(tmp_path / 'ran')))
+    with pytest.raises(UserError, match='data_batch_4 does not match its md5 checksum'):
+        cifar.get(fresh_data_dir)
+    assert not (tmp_path / 'ran').exists()
+
+
+def test_cifar_batch_the_direct_reader_refuses_is_read_by_torchvision(fresh_data_dir, monkeypatch):
+    """A batch intact by its checksum but pickled with a class the direct reader refuses (here an OrderedDict):
+    torchvision's class reads it instead, to the same tensors."""
+    batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_5'
+    _accept_md5(monkeypatch, 'data_batch_5', _rewrite(batch, lambda b: None, wrap=collections.OrderedDict))
+    with pytest.raises(ValueError, match='refusing to load collections.OrderedDict'):
+        _common._read_cifar_batches(datasets.CIFAR10, fresh_data_dir, train=True)
+    read = cifar._build(fresh_data_dir)
+    _torchvision_only(monkeypatch)
+    expected = cifar._build(fresh_data_dir)
+    assert all(torch.equal(read[key], value) for key, value in expected.items())

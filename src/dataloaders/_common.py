@@ -3,7 +3,13 @@
 Every loader's get() returns (data, taskcla, inputsize) in the original's layout: data[t] is a dict with
 'name', 'ncla' and 'train'/'valid'/'test' splits, each {'x': float tensor (N, C, H, W), 'y': long tensor (N,)}.
 """
+import gc
+import hashlib
 import json
+import mmap
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +80,11 @@ def source_files(dataset_cls, root: Path) -> list[Path]:
     return [folder / Path(name).stem for name, _ in dataset_cls.resources]
 
 
-def _missing_message(dataset_cls, root: Path, reason: str) -> str:
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _missing_message(dataset_cls, root: Path, reason: str, problem: str | None = None) -> str:
     if hasattr(dataset_cls, 'train_list'):
         archive = dataset_cls.url
         files = ', '.join(p.name for p in source_files(dataset_cls, root))
@@ -82,12 +92,16 @@ def _missing_message(dataset_cls, root: Path, reason: str) -> str:
     else:
         archive = dataset_cls.mirrors[0]
         where = f'{root / dataset_cls.__name__ / "raw"} ({", ".join(name for name, _ in dataset_cls.resources)})'
-    return (f'{dataset_cls.__name__} is missing or corrupt in {root} and could not be downloaded ({reason}). '
+    found = f' ({problem})' if problem else ''
+    return (f'{dataset_cls.__name__} is missing or corrupt in {root}{found} and could not be downloaded ({reason}). '
             f'Download it from {archive} and put it in {where}, or pass --data-dir')
 
 
-def load_torchvision(dataset_cls, root: Path, train: bool):
-    """A torchvision data set read from `root`, downloaded there if missing; a UserError if neither works."""
+def load_torchvision(dataset_cls, root: Path, train: bool, problem: str | None = None):
+    """A torchvision data set read from `root`, downloaded there if missing; a UserError if neither works.
+
+    `problem`, what is already known to be wrong with the files there, goes into that error's message.
+    """
     try:
         return dataset_cls(str(root), train=train, download=False)
     except Exception:
@@ -96,8 +110,7 @@ def load_torchvision(dataset_cls, root: Path, train: bool):
         root.mkdir(parents=True, exist_ok=True)
         return dataset_cls(str(root), train=train, download=True)
     except Exception as e:  # offline, refused, half-written archive...: all end in the same instruction
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(_missing_message(dataset_cls, root, reason)) from None
+        raise UserError(_missing_message(dataset_cls, root, _first_line(e), problem)) from None
 
 
 def as_uint8_nchw(dataset) -> torch.Tensor:
@@ -111,6 +124,187 @@ def as_uint8_nchw(dataset) -> torch.Tensor:
 def as_labels(dataset) -> torch.Tensor:
     """A torchvision data set's labels as a long tensor."""
     return torch.as_tensor(np.asarray(dataset.targets), dtype=torch.long)
+
+
+########################################################################################################################
+# CIFAR's python batches, read directly
+#
+# torchvision's CIFAR10/CIFAR100 constructors md5 every file of both splits each time one split is built, so a build
+# of both splits hashes everything twice: most of a cache build's time. Here each file is mapped, hashed once against
+# the checksums torchvision holds while another thread unpickles it (as torchvision does, but refusing anything but
+# arrays), and the batches are stacked in torchvision's order: the same bits. A file that fails the check, cannot be
+# read or holds something unexpected sends the split to torchvision's class instead, which downloads the archive again
+# where it can and otherwise ends in the one-line missing-data message naming what was wrong.
+
+CIFAR_SHAPE = (3, 32, 32)  # each row of a batch's 'data': the R, G, B planes of a 32x32 image, row-major
+
+
+def _entry(batch: dict, key: str):
+    """A pickled dict's value under `key`, stored as str (the official, Python 2 batches) or as bytes."""
+    for k in (key, key.encode()):
+        if k in batch:
+            return batch[k]
+    raise ValueError(f"holds no '{key}'")
+
+
+class _MappedFile:
+    """A file over a memory map whose reads are slices of it, not copies (the C unpickler reads any buffer, and
+    peek() lets it take large blocks)."""
+
+    def __init__(self, mapped: mmap.mmap):
+        self._mapped, self._view, self._pos = mapped, memoryview(mapped), 0
+
+    def _take(self, end: int) -> memoryview:
+        chunk, self._pos = self._view[self._pos:end], min(end, len(self._view))
+        return chunk
+
+    def read(self, n: int = -1) -> memoryview:
+        return self._take(len(self._view) if n < 0 else self._pos + n)
+
+    def readline(self) -> memoryview:  # protocol 0's text opcodes
+        end = self._mapped.find(b'\n', self._pos)
+        return self._take(len(self._view) if end < 0 else end + 1)
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+    def peek(self, n: int = 1) -> memoryview:
+        return self._view[self._pos:self._pos + max(n, 1)]
+
+
+class _ArraysUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays, and refuses any other class or function: a batch is unpickled while
+    its checksum is computed, so a file that fails the check must not have been able to run code."""
+
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}  # _codecs: Python 3's bytes
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
+        return super().find_class(module, name)
+
+
+def _unpickle(mapped: mmap.mmap):
+    return _ArraysUnpickler(_MappedFile(mapped), encoding='latin1').load()  # latin1: Python 2's str, as torchvision
+
+
+def _unpickle_checked(path: Path, md5: str, worker: ThreadPoolExecutor) -> dict:
+    """A CIFAR pickle's dict; a ValueError when its bytes do not match `md5` or do not unpickle to a dict."""
+    with open(path, 'rb') as f:
+        # Mapped, not read: no copy of the file in memory. The map goes when nothing refers to it any more (the
+        # unpickled objects do not: they are copies)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    # Unpickling holds the GIL throughout while hashing lets go of it: hashing here lets the worker thread unpickle
+    # at the same time, so the checksum costs little more than the longer of the two
+    unpickled = worker.submit(_unpickle, mapped)
+    digest = hashlib.md5(mapped, usedforsecurity=False).hexdigest()  # an integrity check, as torchvision's
+    try:
+        batch, error = unpickled.result(), None
+    except Exception as e:  # truncated, garbled, refused: whatever the unpickler trips on
+        batch, error = None, e
+    if digest != md5:
+        raise ValueError('does not match its md5 checksum')
+    if error is not None or not isinstance(batch, dict):
+        raise ValueError(f'is not a readable pickle ({_first_line(error) if error else type(batch).__name__})')
+    return batch
+
+
+def _check_cifar(images: torch.Tensor, labels: torch.Tensor, nclasses: int) -> None:
+    """A ValueError unless images are uint8 (N, 3, 32, 32), N > 0, with N labels in 0..nclasses-1."""
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != CIFAR_SHAPE or len(images) == 0:
+        raise ValueError(f'expected uint8 images of shape {CIFAR_SHAPE}, got {len(images)} {images.dtype} images '
+                         f'of shape {tuple(images.shape[1:])}')
+    if len(labels) != len(images) or labels.min() < 0 or labels.max() >= nclasses:
+        raise ValueError(f'expected {len(images)} labels in 0-{nclasses - 1}, got {len(labels)} labels in '
+                         f'{int(labels.min()) if len(labels) else "-"}-{int(labels.max()) if len(labels) else "-"}')
+
+
+def _cifar_batch(batch: dict) -> tuple[torch.Tensor, np.ndarray]:
+    """A batch's images as uint8 (N, 3 * 32 * 32) and its labels; a ValueError if they are not that."""
+    data = _entry(batch, 'data')
+    # CIFAR-10's batches hold 'labels', CIFAR-100's 'fine_labels' (and 'coarse_labels', unused): torchvision's choice
+    labels = np.asarray(_entry(batch, 'labels' if 'labels' in batch or b'labels' in batch else 'fine_labels'))
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != np.prod(CIFAR_SHAPE)):
+        raise ValueError(f'holds no uint8 images of {np.prod(CIFAR_SHAPE)} bytes each')
+    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f'holds {len(data)} images but not as many integer labels')
+    # torch wants a writeable array: the unpickled one is, unless some numpy version makes it read-only
+    return torch.from_numpy(data if data.flags.writeable else data.copy()), labels
+
+
+@contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off, then back as it was.
+
+    Unpickling a batch makes some 20000 small objects (its file names, the unpickler's tuples), enough to start
+    several full collections of every object in the process (torch and torchvision make them many, ~0.1 s each),
+    which find nothing: the batch holds no cycles.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_cifar_batches(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split's batches, each checked against its md5 and validated; a ValueError or OSError otherwise."""
+    folder = root / dataset_cls.base_folder
+    meta_file = dataset_cls.meta['filename']
+    files = [meta_file] + [name for name, _ in (dataset_cls.train_list if train else dataset_cls.test_list)]
+    checksums = {name: md5 for name, md5 in dataset_cls.train_list + dataset_cls.test_list}
+    checksums[meta_file] = dataset_cls.meta['md5']
+    images, labels = [], []
+    with ThreadPoolExecutor(1) as worker, _gc_paused():
+        for name in files:
+            try:
+                batch = _unpickle_checked(folder / name, checksums[name], worker)
+                if name == meta_file:  # not needed for the tensors, but torchvision requires it intact: so do we
+                    classes = _entry(batch, dataset_cls.meta['key'])
+                    if not isinstance(classes, list) or not classes:
+                        raise ValueError(f"holds no list of class names under '{dataset_cls.meta['key']}'")
+                    nclasses = len(classes)
+                else:
+                    x, y = _cifar_batch(batch)
+                    images.append(x)
+                    labels.append(y)
+            except ValueError as e:
+                raise ValueError(f'{name} {e}') from None
+    x = torch.cat(images) if len(images) > 1 else images[0]  # (N, 3 * 32 * 32), in the files' order
+    x = x.view(-1, *CIFAR_SHAPE)  # (N, C, H, W)
+    y = torch.as_tensor(np.concatenate(labels), dtype=torch.long)
+    _check_cifar(x, y, nclasses)
+    return x, y
+
+
+def read_cifar(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CIFAR-10/100 split as uint8 (N, 3, 32, 32) images and long labels, bitwise as torchvision gives them.
+
+    The python batches are read directly when all are there and intact; otherwise torchvision's class reads them,
+    downloading the archive where it can, or a one-line UserError says what is wrong and where to put the files.
+    """
+    folder = root / dataset_cls.base_folder
+    problem = None
+    if all(p.is_file() for p in source_files(dataset_cls, root)):
+        try:
+            return _read_cifar_batches(dataset_cls, root, train)
+        except ValueError as e:  # a file is corrupt or holds something unexpected: e names it
+            problem = f'{folder.name}/{_first_line(e)}'
+        except Exception as e:  # unreadable, or anything else: torchvision's way is the reference
+            problem = _first_line(e)
+    ds = load_torchvision(dataset_cls, root, train, problem)
+    images, labels = as_uint8_nchw(ds), as_labels(ds)
+    try:
+        _check_cifar(images, labels, len(ds.classes))
+    except ValueError as e:
+        raise UserError(f'{dataset_cls.__name__} in {folder}: {e}; put intact files there') from None
+    return images, labels
 
 
 ########################################################################################################################

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, source_files,
-                                 split_valid, task_order, taskcla_of)
+from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, read_cifar,
+                                 source_files, split_valid, task_order, taskcla_of)
 from utils import UserError
 
 INPUTSIZE = [3, 32, 32]
@@ -59,7 +59,10 @@ class Torchvision(DataSet):
         return source_files(self._cls(), data_dir)
 
     def read(self, data_dir, split):
-        ds = load_torchvision(self._cls(), data_dir, train=split == 'train')
+        cls = self._cls()
+        if hasattr(cls, 'train_list'):  # CIFAR: its python batches read directly, as the cifar experiment does
+            return read_cifar(cls, data_dir, train=split == 'train')
+        ds = load_torchvision(cls, data_dir, train=split == 'train')
         return as_uint8_nchw(ds), as_labels(ds)
 
 
