@@ -113,6 +113,11 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
         for seed in seeds:
             path = folder / f'{experiment}_{approach}_{seed}.txt'
             acc = load_txt_matrix(path)
+            results = utils.load_results(path)  # run.py's .pkl beside it, when there is one (the original wrote none)
+            if results is not None and not utils.is_complete(results):
+                raise utils.UserError(f"{path}: an unfinished run ({results.get('tasks_done')} of "
+                                      f"{len(results.get('taskcla', ()))} tasks); finish it with run.py --resume, or "
+                                      f"leave out its seed")
             if first is None:
                 first = path, acc.shape
             elif acc.shape != first[1]:

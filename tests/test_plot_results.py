@@ -368,6 +368,23 @@ def test_bad_results(tmp_path, monkeypatch, capsys, files, argv, fragment):
     assert_one_line_error(e.value.code, capsys.readouterr().err, fragment)
 
 
+@pytest.mark.parametrize('command', ['forgetting', 'table'])
+def test_unfinished_runs_are_refused(tmp_path, monkeypatch, capsys, command):
+    folder = write_runs(tmp_path / 'res')
+    with open(folder / 'exp_hat_0.pkl', 'wb') as f:  # what run.py saves after the second of three tasks
+        pickle.dump({'acc': np.array(HAT), 'taskcla': [(0, 2), (1, 2), (2, 2)], 'tasks_done': 2}, f)
+    monkeypatch.setattr(sys, 'argv', ['plot_results.py', command, '--experiment', 'exp', '--folders', str(folder),
+                                      '--approaches', 'random,joint,hat', '--seeds', '0',
+                                      *(['--output', str(tmp_path / 'f.png')] if command == 'forgetting' else [])])
+    with pytest.raises(SystemExit) as e:
+        utils.run_cli(plot_results.main)
+    assert_one_line_error(e.value.code, capsys.readouterr().err, 'exp_hat_0.txt: an unfinished run (2 of 3 tasks); '
+                                                                 'finish it with run.py --resume')
+    with open(folder / 'exp_hat_0.pkl', 'wb') as f:  # finished
+        pickle.dump({'acc': np.array(HAT), 'taskcla': [(0, 2), (1, 2), (2, 2)], 'tasks_done': 3}, f)
+    utils.run_cli(plot_results.main)
+
+
 def test_bad_logs(tmp_path, hat_test_run):
     results_pkl, pkz, _ = hat_test_run
     bad_json = tmp_path / 'bad.jsonl'
