@@ -3,10 +3,10 @@
 0. CUDA graphs (run.py --cuda-graphs): every approach that can use them, run by run.py on a small CIFAR fixture (10
    tasks, batch 16, a few epochs with learning-rate drops) with and without them from the same seed; under
    deterministic kernels the accuracy and loss matrices must be bitwise equal.
-1. End to end: one epoch (train + the evaluations on train and valid) of our loop, as it is and with
-   --eval-batch-size 4500 and with --cuda-graphs, against the original code's way (bench_speed.OriginalLoop), hat and sgd, CIFAR-sized
-   synthetic tasks (10 classes, 4500 train / 500 valid images), interleaved; with a check, under deterministic
-   kernels, that ours and the original's compute the same numbers.
+1. End to end: one epoch (train + the evaluations on train and valid) of our loop, as it is, with
+   --eval-batch-size 4500 and with --cuda-graphs, against the original code's way (bench_speed.OriginalLoop), hat and
+   sgd, CIFAR-sized synthetic tasks (10 classes, 4500 train / 500 valid images), interleaved; with a check, under
+   deterministic kernels, that ours and the original's compute the same numbers.
 2. HAT's training step (alexnet_hat, batch 64, task 1 with task 0's attention in place) as a fraction of the GPU's
    dense float32 matmul rate (FLOPs counted by torch.utils.flop_counter), the TF32 matmul rate beside it, and a
    profile: how much of a step the GPU spends in kernels.
@@ -190,15 +190,11 @@ def graph_safe_approaches() -> list[str]:
 
 
 def fixture_checksums(md5: dict) -> contextlib.ExitStack:
-    """torchvision's CIFAR classes accepting the fixture's files (it checks each against the official md5)."""
-    from torchvision import datasets
+    """torchvision's CIFAR classes accepting the fixture's files (fixtures.cifar_checksum_attributes), without pytest,
+    which a GPU machine may lack."""
     stack = contextlib.ExitStack()
-    for name in ('CIFAR10', 'CIFAR100'):
-        cls = getattr(datasets, name)
-        for attr, value in (('train_list', [[f, md5[name, f]] for f, _ in cls.train_list]),
-                            ('test_list', [[f, md5[name, f]] for f, _ in cls.test_list]),
-                            ('meta', {**cls.meta, 'md5': md5[name, cls.meta['filename']]})):
-            stack.enter_context(mock.patch.object(cls, attr, value))
+    for cls, attribute, value in fixtures.cifar_checksum_attributes(md5):
+        stack.enter_context(mock.patch.object(cls, attribute, value))
     return stack
 
 

@@ -234,28 +234,30 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def epoch_ours(appr, train: tuple, valid: tuple) -> tuple[float, float, dict]:
-    """(training seconds, evaluation seconds, result on valid) of one epoch of our loop (Appr.fit's per-epoch work)."""
-    sync(appr.device)
+def timed_epoch(device: torch.device, train_epoch, evaluate, train: tuple, valid: tuple) -> tuple[float, float, dict]:
+    """(training seconds, evaluation seconds, evaluate()'s result on valid) of one epoch: train_epoch on the training
+    set, then evaluate on it and on the validation set (Appr.fit's per-epoch work)."""
+    sync(device)
     clock = time.perf_counter()
-    appr.train_epoch(TASK, *train)
-    sync(appr.device)
+    train_epoch(TASK, *train)
+    sync(device)
     clock1 = time.perf_counter()
-    appr.evaluate(TASK, *train)
-    result = appr.evaluate(TASK, *valid)
+    evaluate(TASK, *train)
+    result = evaluate(TASK, *valid)
     return clock1 - clock, time.perf_counter() - clock1, result
+
+
+def epoch_ours(appr, train: tuple, valid: tuple) -> tuple[float, float, dict]:
+    """One timed epoch of our loop."""
+    return timed_epoch(appr.device, appr.train_epoch, appr.evaluate, train, valid)
 
 
 def epoch_original(loop: OriginalLoop, train: tuple, valid: tuple) -> tuple[float, float, dict]:
     """The same for the original's loop."""
-    sync(loop.device)
-    clock = time.perf_counter()
-    loop.train_epoch(TASK, *train)
-    sync(loop.device)
-    clock1 = time.perf_counter()
-    loop.eval(TASK, *train)
-    loss, acc = loop.eval(TASK, *valid)
-    return clock1 - clock, time.perf_counter() - clock1, {'loss': loss, 'acc': acc}
+    def evaluate(t, x, y):
+        loss, acc = loop.eval(t, x, y)
+        return {'loss': loss, 'acc': acc}
+    return timed_epoch(loop.device, loop.train_epoch, evaluate, train, valid)
 
 
 def interleaved(epochs: dict, reps: int, seeds: dict | None = None) -> dict[str, list[tuple[float, float]]]:

@@ -80,7 +80,7 @@ def load_txt_matrix(path: Path) -> np.ndarray:
             warnings.simplefilter('ignore')  # numpy warns on an empty file; the shape check below reports it
             acc = np.loadtxt(path, ndmin=2)
     except ValueError as e:
-        raise utils.UserError(f'{path}: not an accuracy matrix ({str(e).splitlines()[0]})') from None
+        raise utils.UserError(f'{path}: not an accuracy matrix ({utils.first_line(e)})') from None
     return check_matrix(acc, path)
 
 

@@ -28,6 +28,12 @@ class UserError(Exception):
     """A problem with the user's input or environment, reported as one line without a traceback."""
 
 
+def first_line(e: Exception) -> str:
+    """What a one-line error quotes of its cause: the first line of e's message, or e's type when it says nothing."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class Interrupted(Exception):
     """SIGTERM or SIGUSR1 arrived (Slurm's time-limit and preemption signals); what was finished is saved."""
 

@@ -12,14 +12,9 @@ import fixtures  # noqa: E402
 
 
 def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
-    """Make torchvision accept the fixture's CIFAR files: it checks every file against the official archives' md5,
-    which tiny files cannot match. The check still runs, against the fixture's own checksums."""
-    from torchvision import datasets
-    for name in ('CIFAR10', 'CIFAR100'):
-        cls = getattr(datasets, name)
-        mp.setattr(cls, 'train_list', [[f, md5[name, f]] for f, _ in cls.train_list])
-        mp.setattr(cls, 'test_list', [[f, md5[name, f]] for f, _ in cls.test_list])
-        mp.setattr(cls, 'meta', {**cls.meta, 'md5': md5[name, cls.meta['filename']]})
+    """Make torchvision accept the fixture's CIFAR files (fixtures.cifar_checksum_attributes)."""
+    for cls, attribute, value in fixtures.cifar_checksum_attributes(md5):
+        mp.setattr(cls, attribute, value)
 
 
 def register_svhn_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:

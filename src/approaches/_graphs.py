@@ -14,7 +14,7 @@ rate), and the start and end of every task.
 """
 import torch
 
-from utils import UserError
+from utils import UserError, first_line
 
 WARMUP_CALLS = 2  # eager calls before capturing: cuBLAS and cuDNN set up their handles and workspaces lazily
 
@@ -43,9 +43,8 @@ class StepGraphs:
             try:
                 graph = self.graphs[key] = _Graph(step, index, self.stream, keep)
             except RuntimeError as e:  # an operation a capture does not allow (a host sync, an unsupported kernel)
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise UserError(f'CUDA graph capture failed ({first}); run without --cuda-graphs (--resume continues '
-                                f'after the last finished task)') from None
+                raise UserError(f'CUDA graph capture failed ({first_line(e)}); run without --cuda-graphs (--resume '
+                                f'continues after the last finished task)') from None
         return graph(index)
 
     def drop(self, keep=lambda key: False) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils import UserError, atomic_write
+from utils import UserError, atomic_write, first_line
 
 # Bump when what a cache holds or how it is computed changes: older caches are then rebuilt.
 CACHE_FORMAT = 1
@@ -80,10 +80,6 @@ def source_files(dataset_cls, root: Path) -> list[Path]:
     return [folder / Path(name).stem for name, _ in dataset_cls.resources]
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
 def _missing_message(dataset_cls, root: Path, reason: str, problem: str | None = None) -> str:
     if hasattr(dataset_cls, 'train_list'):
         archive = dataset_cls.url
@@ -110,7 +106,7 @@ def load_torchvision(dataset_cls, root: Path, train: bool, problem: str | None =
         root.mkdir(parents=True, exist_ok=True)
         return dataset_cls(str(root), train=train, download=True)
     except Exception as e:  # offline, refused, half-written archive...: all end in the same instruction
-        raise UserError(_missing_message(dataset_cls, root, _first_line(e), problem)) from None
+        raise UserError(_missing_message(dataset_cls, root, first_line(e), problem)) from None
 
 
 def as_uint8_nchw(dataset) -> torch.Tensor:
@@ -208,7 +204,7 @@ def _unpickle_checked(path: Path, md5: str, worker: ThreadPoolExecutor) -> dict:
     if digest != md5:
         raise ValueError('does not match its md5 checksum')
     if error is not None or not isinstance(batch, dict):
-        raise ValueError(f'is not a readable pickle ({_first_line(error) if error else type(batch).__name__})')
+        raise ValueError(f'is not a readable pickle ({first_line(error) if error else type(batch).__name__})')
     return batch
 
 
@@ -295,9 +291,9 @@ def read_cifar(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torc
         try:
             return _read_cifar_batches(dataset_cls, root, train)
         except ValueError as e:  # a file is corrupt or holds something unexpected: e names it
-            problem = f'{folder.name}/{_first_line(e)}'
+            problem = f'{folder.name}/{first_line(e)}'
         except Exception as e:  # unreadable, or anything else: torchvision's way is the reference
-            problem = _first_line(e)
+            problem = first_line(e)
     ds = load_torchvision(dataset_cls, root, train, problem)
     images, labels = as_uint8_nchw(ds), as_labels(ds)
     try:

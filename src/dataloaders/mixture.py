@@ -14,7 +14,7 @@ import torch
 
 from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, read_cifar,
                                  source_files, split_valid, task_order, taskcla_of)
-from utils import UserError
+from utils import UserError, first_line
 
 INPUTSIZE = [3, 32, 32]
 DEFAULT_NETWORK = 'alexnet'
@@ -79,7 +79,7 @@ class SVHN(DataSet):
         try:
             ds = datasets.SVHN(str(data_dir), split=split, download=True)  # downloads only a missing or bad file
         except Exception as e:
-            raise UserError(f'SVHN is missing or corrupt in {data_dir} and could not be downloaded ({_reason(e)}). '
+            raise UserError(f'SVHN is missing or corrupt in {data_dir} and could not be downloaded ({first_line(e)}). '
                             f'Download train_32x32.mat and test_32x32.mat from {self.PAGE} and put them in '
                             f'{data_dir}, or pass --data-dir') from None
         # The original's torchvision (0.1.9) gave SVHN's own labels, 1-9 for digits 1-9 and 10 for digit 0, and the
@@ -120,13 +120,13 @@ class TrafficSigns(DataSet):
             download_and_extract_archive(self.URL, str(folder), filename=self.ARCHIVE)
             return
         except Exception as e:
-            first = _reason(e)
+            first = first_line(e)
         try:
             for split in SPLITS:
                 datasets.GTSRB(str(data_dir), split=split, download=True)
         except Exception as e:
             raise UserError(
-                f'the German traffic signs are missing and could not be downloaded ({first}; {_reason(e)}). Put '
+                f'the German traffic signs are missing and could not be downloaded ({first}; {first_line(e)}). Put '
                 f"the original's pickles train.p and test.p (in {self.URL}) in {folder / 'lab 2 data'}, or "
                 f"torchvision's GTSRB (GTSRB-Training_fixed.zip, GTSRB_Final_Test_Images.zip and "
                 f'GTSRB_Final_Test_GT.zip from https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/) '
@@ -146,7 +146,7 @@ class TrafficSigns(DataSet):
             ds = datasets.GTSRB(str(data_dir), split=split, transform=resize)
             pairs = [ds[i] for i in range(len(ds))]
         except Exception as e:
-            raise UserError(f"torchvision's GTSRB in {data_dir / 'gtsrb'} is incomplete or corrupt ({_reason(e)}); "
+            raise UserError(f"torchvision's GTSRB in {data_dir / 'gtsrb'} is incomplete or corrupt ({first_line(e)}); "
                             f'extract its archives there again') from None
         images = np.stack([img for img, _ in pairs])  # (N, H, W, C)
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), _labels([y for _, y in pairs])
@@ -173,16 +173,12 @@ class Pickled(DataSet):
         try:  # the original's archive (used as it is when already there), unzipped in place
             download_and_extract_archive(self.url, str(data_dir / self.folder), filename=self.archive)
         except Exception as e:
-            raise UserError(self._missing(data_dir, _reason(e))) from None
+            raise UserError(self._missing(data_dir, first_line(e))) from None
 
     def read(self, data_dir, split):
         images, labels = _unpickle(self.sources(data_dir)[SPLITS.index(split)], self)  # images (N, C, H, W)
         # FaceScrub's pickles hold int8 (their author's script): the original's astype(uint8) recovers the bytes
         return torch.from_numpy(images.astype(np.uint8)), _labels(labels.astype(np.uint8))
-
-
-def _reason(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _labels(values) -> torch.Tensor:
@@ -196,7 +192,7 @@ def _unpickle(path: Path, ds: DataSet) -> tuple[np.ndarray, np.ndarray]:
             d = pickle.load(f, encoding='latin1')
         return np.asarray(d['features']), np.asarray(d['labels'])
     except Exception as e:
-        raise UserError(f'{ds.name}: cannot read {path} ({_reason(e)}); put an intact copy there') from None
+        raise UserError(f'{ds.name}: cannot read {path} ({first_line(e)}); put an intact copy there') from None
 
 
 # The original's task ids 0-7, names, class counts, means and stds (MNIST's and Fashion-MNIST's computed with the
