@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+import bench_speed  # noqa: E402  (bench/, this script's folder)
 import fixtures  # noqa: E402
 import run  # noqa: E402
 import utils  # noqa: E402
@@ -102,17 +102,6 @@ def random_task(n: int, ncla: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, *cifar.INPUTSIZE), torch.randint(0, ncla, (n,))
 
 
-def flops_per_step(appr, x: torch.Tensor, y: torch.Tensor) -> int:
-    """FLOPs of one training step's forward, loss and backward (what FlopCounterMode counts: convolutions and
-    matmuls; HAT's gradient masking, the clipping and the SGD update are elementwise and count nothing)."""
-    appr.model.train()
-    with FlopCounterMode(display=False) as counter:
-        loss = appr.criterion(TRAIN_TASK, appr.forward(TRAIN_TASK, x, (0, x.size(0))), y)
-        loss.backward()
-    appr.optimizer.zero_grad()
-    return counter.get_total_flops()
-
-
 def time_matmul(a: torch.Tensor, reps: int = 3) -> float:
     """Median seconds of one a @ a."""
     times = []
@@ -173,7 +162,7 @@ def bench_train(args: argparse.Namespace) -> None:
     a = torch.randn(args.mm_size, args.mm_size)
     time_matmul(a)  # warm-up
 
-    flops = flops_per_step(appr, x[:batch], y[:batch])
+    flops = bench_speed.step_flops(appr, TRAIN_TASK, x[:batch], y[:batch])
     mm_flops = 2 * args.mm_size ** 3
     epoch_s, mm_s = [], []
     # Interleaved, so that training and the reference see the same load on a shared machine

@@ -35,7 +35,6 @@ from unittest import mock
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed  # noqa: E402
@@ -88,16 +87,6 @@ def matmul_rate(device: torch.device, size: int, tf32: bool, reps: int = 5) -> f
     return 2 * size ** 3 / statistics.median(times)
 
 
-def step_flops(appr, x: torch.Tensor, y: torch.Tensor) -> int:
-    """FLOPs (convolutions and matmuls) of one training step's forward, loss and backward."""
-    appr.model.train()
-    with FlopCounterMode(display=False) as counter:
-        loss = appr.criterion(bench_speed.TASK, appr.forward(bench_speed.TASK, x, (0, x.size(0))), y)
-        loss.backward()
-    appr.optimizer.zero_grad()
-    return counter.get_total_flops()
-
-
 def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
     """A profile of a few training steps: kernels launched per step and the share of the wall time the GPU spends
     in them (the rest: launch latency and Python between kernels)."""
@@ -124,7 +113,7 @@ def bench_step(report: bench_speed.Report, device: torch.device, steps: int, rep
     report.header('HAT training step (alexnet_hat, batch 64, task 1 masked) vs dense matmul')
     appr = bench_speed.build('hat', device)
     x, y = bench_speed.synthetic_cifar(appr.sbatch * steps, 5, device)
-    flops = step_flops(appr, x[:appr.sbatch], y[:appr.sbatch])
+    flops = bench_speed.step_flops(appr, bench_speed.TASK, x[:appr.sbatch], y[:appr.sbatch])
     appr.train_epoch(bench_speed.TASK, x, y)  # warm-up
     size = 8192 if device.type == 'cuda' else 2048
     epoch_s, fp32 = [], []

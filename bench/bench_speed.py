@@ -37,6 +37,7 @@ os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import fixtures  # noqa: E402
 import run  # noqa: E402
@@ -226,6 +227,17 @@ class OriginalLoop:
 
 ########################################################################################################################
 # Epochs and timing
+
+
+def step_flops(appr, t: int, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of one training step's forward, loss and backward on task t (what FlopCounterMode counts: convolutions
+    and matmuls; HAT's gradient masking, the clipping and the SGD update are elementwise and count nothing)."""
+    appr.model.train()
+    with FlopCounterMode(display=False) as counter:
+        loss = appr.criterion(t, appr.forward(t, x, (0, x.size(0))), y)
+        loss.backward()
+    appr.optimizer.zero_grad()
+    return counter.get_total_flops()
 
 
 def sync(device: torch.device) -> None:
