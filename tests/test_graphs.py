@@ -62,14 +62,14 @@ class EmulatedGraphs(_graphs.StepGraphs):
         super().drop(keep)
 
 
-def run_cifar(data_dir, tmp_path, approach, *extra):
+def run_cifar(data_dir, tmp_path, approach, *extra, device='cpu'):
     return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
-                     str(tmp_path / 'logs'), '--device', 'cpu', '--approach', approach, *ARGV, *extra])
+                     str(tmp_path / 'logs'), '--device', device, '--approach', approach, *ARGV, *extra])
 
 
-@pytest.mark.parametrize('approach', ['hat'])
-def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp_path, monkeypatch, approach):
-    eager = run_cifar(small_cifar, tmp_path / 'eager', approach)
+def use_emulated_graphs(monkeypatch, graph_cls) -> list:
+    """Every approach built from now on replays its steps through EmulatedGraphs whose graphs are graph_cls; returns
+    the list the approaches are appended to."""
     made = []
     init = _base.Appr.__init__
 
@@ -79,7 +79,14 @@ def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp
         made.append(self)
 
     monkeypatch.setattr(_base.Appr, '__init__', with_graphs)
-    monkeypatch.setattr(_graphs, '_Graph', EmulatedGraph)
+    monkeypatch.setattr(_graphs, '_Graph', graph_cls)
+    return made
+
+
+@pytest.mark.parametrize('approach', ['hat'])
+def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp_path, monkeypatch, approach):
+    eager = run_cifar(small_cifar, tmp_path / 'eager', approach)
+    made = use_emulated_graphs(monkeypatch, EmulatedGraph)
     EmulatedGraph.captures = []
     replayed = run_cifar(small_cifar, tmp_path / 'graphs', approach)
     assert np.array_equal(eager['acc'], replayed['acc']) and np.array_equal(eager['lss'], replayed['lss'])
@@ -94,8 +101,7 @@ def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp
 def test_graphs_match_eager_on_a_gpu(small_cifar, tmp_path):
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        runs = [run.main(['--data-dir', str(small_cifar), '--results-dir', str(tmp_path / name), '--logs-dir',
-                          str(tmp_path / name), '--device', 'cuda', '--approach', 'hat', *flags, *ARGV])
+        runs = [run_cifar(small_cifar, tmp_path / name, 'hat', *flags, device='cuda')
                 for name, flags in (('graphs', ['--cuda-graphs']), ('eager', []))]
     finally:
         torch.use_deterministic_algorithms(False)
@@ -103,17 +109,10 @@ def test_graphs_match_eager_on_a_gpu(small_cifar, tmp_path):
 
 
 def test_a_failed_capture_is_one_clear_error(small_cifar, tmp_path, monkeypatch):
-    init = _base.Appr.__init__
-
-    def with_graphs(self, model, args, device, log):
-        init(self, model, args, device, log)
-        self.graphs = EmulatedGraphs()
-
     def refuse(*args):
         raise RuntimeError('operation not permitted when stream is capturing\nmore detail')
 
-    monkeypatch.setattr(_base.Appr, '__init__', with_graphs)
-    monkeypatch.setattr(_graphs, '_Graph', refuse)
+    use_emulated_graphs(monkeypatch, refuse)
     with pytest.raises(utils.UserError, match=r'^CUDA graph capture failed \(operation not permitted when stream is '
                                               r'capturing\); run without --cuda-graphs'):
         run_cifar(small_cifar, tmp_path, 'sgd')
