@@ -5,19 +5,24 @@ with --resume, so launching a sweep again continues where it stopped.
     python src/run_multi.py --experiments cifar --approaches hat,sgd --seeds 0-9
     python src/run_multi.py --experiments cifar --approaches hat --grid lamb=0.1,0.25,0.5,0.75,1,1.5,2.5,4 \\
         --grid smax=25,50,100,200,400,800 --workers 3            (the original's work.py grid, on 3 GPUs)
+    python src/run_multi.py --experiments cifar --approaches hat --seeds 0-9 --runs-per-gpu 4   (4 at once per GPU)
     python src/run_multi.py --experiments cifar --approaches hat --seeds 0-9 --backend slurm --time 12:00:00
+    python src/run_multi.py ... --backend slurm --runs-per-task 4        (4 runs share each array task's GPU)
     python src/run_multi.py ... -- --nepochs 100                  (flags after -- go to every run.py)
 
 Result names are the original's: <experiment>_<approach>_<seed>.txt, and with a grid <experiment>_<approach>-<value>-
 <value>..._<seed>.txt (its work.py), the grid's values in the order of the --grid flags.
 """
 import argparse
+import contextlib
 import itertools
 import os
 import queue
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +35,7 @@ import run
 import utils
 
 SBATCH_TEMPLATE = utils.ROOT / 'scripts' / 'run.sbatch'
+MPS_CONTROL = 'nvidia-cuda-mps-control'
 
 
 @dataclass
@@ -41,14 +47,17 @@ class Run:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-4,7' -> [0, 1, 2, 3, 4, 7]."""
+    """'0-4,7' -> [0, 1, 2, 3, 4, 7] (an argparse type: a malformed or empty range is refused at parsing)."""
     seeds = []
-    try:
-        for part in text.split(','):
-            first, _, last = part.partition('-')
-            seeds += list(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise utils.UserError(f"--seeds '{text}': use numbers and ranges, e.g. 0-9 or 0,3,5-7") from None
+    for part in text.split(','):
+        first, _, last = part.partition('-')
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}': use numbers and ranges, e.g. 0-9 or 0,3,5-7") from None
+        if high < low:
+            raise argparse.ArgumentTypeError(f"'{text}': the range {part} holds no seed (write it {high}-{low})")
+        seeds += range(low, high + 1)
     return seeds
 
 
@@ -68,7 +77,7 @@ def build_runs(args) -> list[Run]:
     grid = parse_grid(args.grid)
     runs = []
     for experiment, approach, seed in itertools.product(args.experiments.split(','), args.approaches.split(','),
-                                                        parse_seeds(args.seeds)):
+                                                        args.seeds):
         for values in itertools.product(*(v for _, v in grid)):
             name = '-'.join([args.name or approach, *values])
             output = args.results_dir / f'{experiment}_{name}_{seed}.txt'
@@ -95,28 +104,110 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(utils.torch.cuda.device_count())]
 
 
-def run_local(runs: list[Run], args) -> list[Run]:
-    """Run with args.workers parallel processes, each on one GPU (round-robin) or on args.threads CPU threads;
-    return the runs that failed."""
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a Slurm allocation's or taskset's, where one applies)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class MPSDaemons:
+    """NVIDIA's Multi-Process Service for the runs sharing each GPU: one control daemon per GPU, its pipes and log in
+    a temporary folder, stopped at the end. Without MPS, processes on one GPU take turns (time slices); with it,
+    their kernels run side by side, which pays when each run alone leaves the GPU mostly idle."""
+
+    def __init__(self, gpus: list[str]):
+        self.gpus = gpus
+        self.folders = {}  # GPU -> its daemon's folder (pipe/ and log/), for the GPUs whose daemon started
+        self.tmp = None
+
+    def __enter__(self):
+        if shutil.which(MPS_CONTROL) is None:
+            print(f'--mps: {MPS_CONTROL} is not installed here (it comes with the NVIDIA driver): running without '
+                  f'MPS')
+            return self
+        self.tmp = tempfile.TemporaryDirectory(prefix='hat-mps-')
+        for gpu in self.gpus:
+            folder = Path(self.tmp.name) / f'gpu{gpu}'
+            for sub in ('pipe', 'log'):
+                (folder / sub).mkdir(parents=True)
+            # The daemon serves the GPUs visible to it: this one alone
+            proc = subprocess.run([MPS_CONTROL, '-d'], env={**os.environ, 'CUDA_VISIBLE_DEVICES': gpu,
+                                                            **self._variables(folder)},
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f'--mps: the MPS control daemon did not start for GPU {gpu} '
+                      f'({(proc.stderr or proc.stdout).strip() or f"status {proc.returncode}"}): its runs go without '
+                      f'MPS')
+                continue
+            self.folders[gpu] = folder
+        if self.folders:
+            print(f"MPS control daemons for GPU {', '.join(self.folders)} (pipes and logs in {self.tmp.name})")
+        return self
+
+    @staticmethod
+    def _variables(folder: Path) -> dict:
+        return {'CUDA_MPS_PIPE_DIRECTORY': str(folder / 'pipe'), 'CUDA_MPS_LOG_DIRECTORY': str(folder / 'log')}
+
+    def client_env(self, gpu: str) -> dict | None:
+        """What a run on `gpu` needs in its environment to be a client of that GPU's daemon (None without one)."""
+        folder = self.folders.get(gpu)
+        return None if folder is None else self._variables(folder)
+
+    def __exit__(self, *exc) -> None:
+        for folder in self.folders.values():  # quit waits for the daemon's clients to finish
+            subprocess.run([MPS_CONTROL], input='quit\n', env={**os.environ, **self._variables(folder)},
+                           capture_output=True, text=True, timeout=120)
+        if self.tmp is not None:
+            self.tmp.cleanup()
+
+
+def worker_env(gpu: str | None, threads: int, mps: dict | None = None) -> dict:
+    """The environment of one run: its CPU threads, and its GPU (or, as an MPS client, its daemon's)."""
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
+    if gpu is not None and mps is not None:
+        # An MPS client sees its daemon's GPU as device 0 and must not name it again (NVIDIA's MPS guide)
+        env.pop('CUDA_VISIBLE_DEVICES', None)
+        env.update(mps)
+    elif gpu is not None:
+        env['CUDA_VISIBLE_DEVICES'] = gpu
+    return env
+
+
+def local_plan(runs: list[Run], args) -> tuple[list[str], int, int]:
+    """(GPUs, workers, CPU threads per run) of a local sweep: K runs at once on each GPU with --runs-per-gpu K, else
+    --workers (default one per GPU); the usable CPUs split evenly between the workers."""
     gpus = visible_gpus() if args.gpus == 'auto' else [g for g in args.gpus.split(',') if g]
-    workers = args.workers or max(1, len(gpus))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    if args.runs_per_gpu and not gpus:
+        raise utils.UserError("--runs-per-gpu: no GPU to share here (none visible, or --gpus ''); on CPU, "
+                              "--workers N runs N at once")
+    workers = args.workers or (args.runs_per_gpu or 1) * max(1, len(gpus))
+    if (args.workers or args.runs_per_gpu) and workers > len(runs):
+        print(f'note: {workers} workers for {len(runs)} runs: {len(runs)} run at once')
+    return gpus, workers, args.threads or max(1, usable_cpus() // workers)
+
+
+def run_local(runs: list[Run], args) -> list[Run]:
+    """Run with parallel processes, each on one GPU (slot s always on GPU s mod #GPUs, so that each GPU holds the
+    same number) or on CPU threads; return the runs that failed."""
+    gpus, workers, threads = local_plan(runs, args)
     slots = queue.Queue()
     for slot in range(workers):
         slots.put(slot)
-    print(f"{len(runs)} runs on {workers} workers, each on "
-          f"{'GPU ' + ', '.join(gpus) + ' in turn' if gpus else f'{threads} CPU threads'}")
+    where = ''
+    if gpus:
+        most = -(-workers // len(gpus))
+        where = f"{'' if workers % len(gpus) == 0 else 'up to '}{most} per GPU on GPU {', '.join(gpus)}, "
+    print(f'{len(runs)} runs on {workers} workers, {where}{threads} CPU threads each')
     failed, lock = [], threading.Lock()
     procs = set()
     bar = tqdm(total=len(runs), desc='runs', unit='run')
 
-    def work(r: Run) -> None:
+    def work(r: Run, mps: MPSDaemons | None) -> None:
         slot = slots.get()
-        env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-        if gpus:
-            env['CUDA_VISIBLE_DEVICES'] = gpus[slot % len(gpus)]
-        else:
-            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        gpu = gpus[slot % len(gpus)] if gpus else None
+        env = worker_env(gpu, threads, mps.client_env(gpu) if mps is not None and gpu is not None else None)
         try:
             with open(r.log, 'w') as log:
                 proc = subprocess.Popen([sys.executable, str(utils.SRC_DIR / 'run.py'), *r.argv, '--resume'],
@@ -133,19 +224,22 @@ def run_local(runs: list[Run], args) -> list[Run]:
         finally:
             slots.put(slot)
 
-    pool = ThreadPoolExecutor(workers)
-    try:
-        for future in [pool.submit(work, r) for r in runs]:
-            future.result()
-    except KeyboardInterrupt:
-        print('\nInterrupted: stopping the runs (each keeps its checkpoint; launch the sweep again to continue)')
-        pool.shutdown(wait=False, cancel_futures=True)
-        with lock:
-            for proc in procs:
-                proc.terminate()
-        raise
-    finally:
-        bar.close()
+    if args.mps and not gpus:
+        print("--mps: no GPU in use (--gpus ''): running without MPS")
+    with MPSDaemons(gpus) if args.mps and gpus else contextlib.nullcontext() as mps:
+        pool = ThreadPoolExecutor(workers)
+        try:
+            for future in [pool.submit(work, r, mps) for r in runs]:
+                future.result()
+        except KeyboardInterrupt:
+            print('\nInterrupted: stopping the runs (each keeps its checkpoint; launch the sweep again to continue)')
+            pool.shutdown(wait=False, cancel_futures=True)
+            with lock:
+                for proc in procs:
+                    proc.terminate()
+            raise
+        finally:
+            bar.close()
     return failed
 
 
@@ -158,14 +252,21 @@ def last_line(path: Path) -> str:
     return lines[-1].strip() if lines else '(no output)'
 
 
+def packs(runs: list[Run], per_task: int) -> list[list[Run]]:
+    """The runs of each array task: per_task consecutive runs of the sweep (the last task may hold fewer)."""
+    return [runs[i:i + per_task] for i in range(0, len(runs), per_task)]
+
+
 def write_array(runs: list[Run], args) -> Path:
-    """A Slurm job array script with one array task per run, and the file of their command lines beside it."""
+    """A Slurm job array script, each array task running --runs-per-task runs at once, and the file of the runs
+    beside it: one per line, its output file then its run.py arguments (what scripts/run.sbatch reads)."""
     folder = args.logs_dir / 'slurm'
     folder.mkdir(parents=True, exist_ok=True)
     name = args.job_name
     commands = folder / f'{name}.runs'
-    commands.write_text(''.join(shlex.join(r.argv) + '\n' for r in runs))
-    options = [f'--job-name={name}', f'--array=0-{len(runs) - 1}%{args.max_parallel}',
+    commands.write_text(''.join(shlex.join([str(r.log), *r.argv]) + '\n' for r in runs))
+    ntasks = len(packs(runs, args.runs_per_task))
+    options = [f'--job-name={name}', f'--array=0-{ntasks - 1}%{args.max_parallel}',
                f'--output={folder}/{name}_%A_%a.out', '--open-mode=append', '--requeue',
                f'--signal=B:USR1@{args.signal_seconds}', f'--time={args.time}', f'--mem={args.mem}',
                f'--cpus-per-task={args.cpus_per_task}']
@@ -175,21 +276,34 @@ def write_array(runs: list[Run], args) -> Path:
         options.append(f'--partition={args.partition}')
     options += args.sbatch_option
     script = folder / f'{name}.sbatch'
+    per_task = ('one per array task' if args.runs_per_task == 1 else
+                f'{args.runs_per_task} at once per array task')
     script.write_text('#!/bin/bash\n'
-                      f'# {len(runs)} runs of src/run_multi.py, one per array task (command lines in {commands.name})\n'
+                      f'# {len(runs)} runs of src/run_multi.py, {per_task} (the runs, one per line, in '
+                      f'{commands.name})\n'
                       + ''.join(f'#SBATCH {o}\n' for o in options) +
-                      f'export HAT_ROOT={shlex.quote(str(utils.ROOT))} PYTHON={shlex.quote(sys.executable)}\n'
-                      f'eval "set -- $(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(commands))})"\n'
+                      f'export HAT_ROOT={shlex.quote(str(utils.ROOT))} PYTHON={shlex.quote(sys.executable)} '
+                      f'HAT_RUNS={shlex.quote(str(commands))} HAT_RUNS_PER_TASK={args.runs_per_task} '
+                      f'HAT_MPS={int(args.mps)}\n'
                       f'# exec: the same process, so that Slurm\'s signals reach run.sbatch\'s traps\n'
-                      f'exec bash {shlex.quote(str(SBATCH_TEMPLATE))} "$@"\n')
+                      f'exec bash {shlex.quote(str(SBATCH_TEMPLATE))}\n')
     return script
 
 
 def run_slurm(runs: list[Run], args) -> None:
-    """Write the job array and submit it (unless --write-only)."""
+    """Write the job array and submit it (unless --write-only, which shows which runs each array task holds)."""
     script = write_array(runs, args)
+    ntasks = len(packs(runs, args.runs_per_task))
+    if args.runs_per_task > len(runs):
+        print(f'note: --runs-per-task {args.runs_per_task} with {len(runs)} runs: one array task runs all {len(runs)}')
+    if args.mps and shutil.which(MPS_CONTROL) is None:
+        print(f'note: {MPS_CONTROL} is not on this machine; each array task starts MPS where its node has it, and '
+              f'runs without it otherwise (its output says which)')
     if args.write_only:
-        print(f'Wrote {script} ({len(runs)} array tasks); submit it with: sbatch {script}')
+        if args.runs_per_task > 1:
+            for i, pack in enumerate(packs(runs, args.runs_per_task)):
+                print(f"  array task {i}: {', '.join(r.output.name for r in pack)}")
+        print(f'Wrote {script} ({ntasks} array tasks for {len(runs)} runs); submit it with: sbatch {script}')
         return
     try:
         proc = subprocess.run(['sbatch', '--parsable', str(script)], capture_output=True, text=True)
@@ -198,15 +312,18 @@ def run_slurm(runs: list[Run], args) -> None:
     if proc.returncode != 0:
         raise utils.UserError(f'sbatch refused {script}: {proc.stderr.strip()}')
     job = proc.stdout.strip().split(';')[0]
-    print(f'Submitted job array {job} ({len(runs)} runs) from {script}; watch it with: squeue -j {job}')
+    print(f'Submitted job array {job} ({len(runs)} runs in {ntasks} array tasks) from {script}; watch it with: '
+          f'squeue -j {job}')
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """run_multi's flags; every number is checked here, so that --list and --write-only refuse bad ones too."""
+    count, at_least_0 = utils.int_at_least(1), utils.int_at_least(0)
     p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--experiments', required=True, help='comma-separated, e.g. cifar,mixture')
     p.add_argument('--approaches', required=True, help='comma-separated, e.g. hat,sgd,ewc')
-    p.add_argument('--seeds', default='0-9', help="seeds, e.g. 0-9 or 0,3,5-7 (default: %(default)s, the original's "
-                                                  "10 runs)")
+    p.add_argument('--seeds', type=parse_seeds, default='0-9',
+                   help="seeds, e.g. 0-9 or 0,3,5-7 (default: %(default)s, the original's 10 runs)")
     p.add_argument('--grid', action='append', default=[], metavar='FLAG=V1,V2,...',
                    help="an approach flag and its values, e.g. lamb=0.5,0.75; repeat for a product grid")
     p.add_argument('--name', help='the name results use instead of the approach\'s (the original work.py\'s resname)')
@@ -215,35 +332,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--logs-dir', type=Path, default=utils.LOGS_DIR,
                    help="each run's output, logs and checkpoints (default: logs/)")
     p.add_argument('--data-dir', type=Path, default=utils.DATA_DIR, help='default: dat/')
+    p.add_argument('--mps', action='store_true',
+                   help="NVIDIA's Multi-Process Service for the runs sharing a GPU (started for the sweep, or for each "
+                        "array task, and stopped at its end; without nvidia-cuda-mps-control, runs go without it)")
     p.add_argument('--list', action='store_true', help='print the runs still to do, and do nothing')
     local = p.add_argument_group('local backend')
-    local.add_argument('--workers', type=int, help='runs at a time (default: one per visible GPU, else 1)')
+    at_once = local.add_mutually_exclusive_group()
+    at_once.add_argument('--workers', type=count, help='runs at a time (default: one per visible GPU, else 1)')
+    at_once.add_argument('--runs-per-gpu', type=count, metavar='K',
+                         help='K runs at a time on each GPU (one run rarely keeps a GPU busy: see the readme)')
     local.add_argument('--gpus', default='auto', help="GPU ids to use in turn, e.g. 0,1,2, or '' for none "
                                                       "(default: the visible ones)")
-    local.add_argument('--threads', type=int, help='CPU threads per run without GPU (default: cores / workers)')
+    local.add_argument('--threads', type=count,
+                       help='CPU threads per run (default: the usable cores / workers)')
     slurm = p.add_argument_group('slurm backend')
     slurm.add_argument('--job-name', default='sweep', help='default: %(default)s')
-    slurm.add_argument('--time', default='24:00:00', help='time limit per run (default: %(default)s)')
-    slurm.add_argument('--mem', default='16G', help='memory per run (default: %(default)s)')
-    slurm.add_argument('--cpus-per-task', type=int, default=4, help='default: %(default)s')
-    slurm.add_argument('--gpus-per-run', type=int, default=1, help='GPUs per run, 0 for none (default: %(default)s)')
+    slurm.add_argument('--runs-per-task', type=count, metavar='K',
+                       help='K runs at once in each array task, sharing its GPU and CPUs (default: 1); the array has '
+                            'ceil(runs / K) tasks')
+    slurm.add_argument('--time', default='24:00:00', help='time limit per array task (default: %(default)s)')
+    slurm.add_argument('--mem', default='16G', help='memory per array task (default: %(default)s)')
+    slurm.add_argument('--cpus-per-task', type=count, default=4,
+                       help="CPUs per array task, split between its runs (default: %(default)s)")
+    slurm.add_argument('--gpus-per-run', type=at_least_0, default=1,
+                       help='GPUs per array task, 0 for none (default: %(default)s)')
     slurm.add_argument('--partition', help='default: the cluster\'s')
-    slurm.add_argument('--max-parallel', type=int, default=50,
+    slurm.add_argument('--max-parallel', type=count, default=50,
                        help='array tasks running at once (the %% limit; default: %(default)s)')
-    slurm.add_argument('--signal-seconds', type=int, default=300,
-                       help='seconds before the time limit at which a run saves and requeues (default: %(default)s)')
+    slurm.add_argument('--signal-seconds', type=count, default=300,
+                       help='seconds before the time limit at which the runs save and the task requeues (default: '
+                            '%(default)s)')
     slurm.add_argument('--sbatch-option', action='append', default=[], metavar='OPTION',
                        help='another #SBATCH line, e.g. --sbatch-option=--account=abc (repeatable)')
-    slurm.add_argument('--write-only', action='store_true', help='write the job array script, do not submit it')
+    slurm.add_argument('--write-only', action='store_true',
+                       help='write the job array script and show which runs each array task holds; do not submit')
     return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The sweep's flags (before --) and the flags for every run.py (after it)."""
+    split = argv.index('--') if '--' in argv else len(argv)
+    args = build_parser().parse_args(argv[:split])
+    args.run_args = argv[split + 1:]
+    wrong = [(flag, backend) for flag, backend, given in (
+        ('--workers', 'local', args.workers), ('--runs-per-gpu', 'local', args.runs_per_gpu),
+        ('--threads', 'local', args.threads), ('--runs-per-task', 'slurm', args.runs_per_task)) if given is not None
+        and backend != args.backend]
+    if wrong:
+        flag, backend = wrong[0]
+        raise utils.UserError(f"{flag} is a flag of --backend {backend}, not {args.backend} (see --help)")
+    args.runs_per_task = args.runs_per_task or 1
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Plan the sweep, skip what is finished, run the rest; return the exit status (1 if any run failed)."""
-    argv = sys.argv[1:] if argv is None else argv
-    split = argv.index('--') if '--' in argv else len(argv)
-    args = build_parser().parse_args(argv[:split])
-    args.run_args = argv[split + 1:]
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     for folder, what in ((args.results_dir, 'results'), (args.logs_dir, 'logs')):
         utils.ensure_writable_dir(folder, what)
     args.results_dir, args.logs_dir = args.results_dir.resolve(), args.logs_dir.resolve()

@@ -98,6 +98,19 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f'{message} (see --help)')
 
 
+def int_at_least(minimum: int):
+    """An argparse type: a whole number of at least `minimum` (refused when the flags are parsed, as one line)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
 ########################################################################################################################
 # Modules found by name
 

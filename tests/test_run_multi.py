@@ -1,11 +1,13 @@
 """run_multi.py: sweeps run here in parallel and skipped when finished, and as a job array on a real Slurm cluster
 (started by tests/slurm_local.sh; .ci/run starts one and sets REQUIRE_SLURM=1 so that CI never skips it)."""
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,34 +19,111 @@ from conftest import ROOT
 TINY = ['--', '--nepochs', '1', '--batch-size', '32']
 
 
-def sweep(tmp_path, data_dir, *argv):
+def sweep(tmp_path, data_dir, *argv, env=None):
     return subprocess.run([sys.executable, str(ROOT / 'src' / 'run_multi.py'), '--results-dir', str(tmp_path / 'res'),
                            '--logs-dir', str(tmp_path / 'logs'), '--data-dir', str(data_dir), *argv],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
 
 
-def test_local_sweep_runs_in_parallel_then_skips(data_dir, tmp_path):
-    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                 '--workers', '2', '--gpus', '', *TINY)
+def fake_mps(tmp_path) -> tuple[dict, Path]:
+    """An environment whose PATH has a stand-in nvidia-cuda-mps-control that records each call (its arguments, the
+    GPU and pipe folder it was given, and what it read on stdin: quit) in the returned file."""
+    bin_dir, record = tmp_path / 'bin', tmp_path / 'mps_calls.txt'
+    bin_dir.mkdir()
+    control = bin_dir / 'nvidia-cuda-mps-control'
+    control.write_text('#!/bin/bash\n'
+                       f'{{ echo "call [$*] gpu=${{CUDA_VISIBLE_DEVICES:-}} pipe=${{CUDA_MPS_PIPE_DIRECTORY:-}}"\n'
+                       f'  [ $# -eq 0 ] && cat; }} >> {record}\n'
+                       'exit 0\n')
+    control.chmod(0o755)
+    return {**os.environ, 'PATH': f'{bin_dir}:{os.environ["PATH"]}'}, record
+
+
+def matrices(folder: Path) -> dict:
+    """{result name: (the .txt's bytes, acc, lss)} of every result in a folder."""
+    out = {}
+    for txt in sorted(folder.glob('*.txt')):
+        results = utils.load_results(txt)
+        out[txt.name] = (txt.read_bytes(), results['acc'].tobytes(), results['lss'].tobytes())
+    return out
+
+
+def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data_dir, tmp_path):
+    """--runs-per-gpu 2 on one GPU id (the runs are told --device cpu, so this runs anywhere), with MPS started for
+    it: 2 runs at once, the same result files bitwise as one at a time, then nothing left to do."""
+    env, record = fake_mps(tmp_path)
+    packed = tmp_path / 'packed'
+    proc = sweep(packed, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
+                 '--runs-per-gpu', '2', '--gpus', '0', '--threads', '1', '--mps', *TINY, '--device', 'cpu', env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert '4 runs on 2 workers' in proc.stdout and '4 done, 0 skipped' in proc.stdout
+    assert '4 runs on 2 workers, 2 per GPU on GPU 0, 1 CPU threads each' in proc.stdout
+    assert '4 done, 0 skipped' in proc.stdout and 'MPS control daemons for GPU 0' in proc.stdout
+    calls = record.read_text().splitlines()
+    assert len(calls) == 3 and calls[0].startswith('call [-d] gpu=0 pipe=/') and calls[1].startswith('call [] ')
+    assert calls[2] == 'quit' and calls[0].split('pipe=')[1] == calls[1].split('pipe=')[1]
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
-            results = utils.load_results(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
+            results = utils.load_results(packed / 'res' / f'mnist2_{approach}_{seed}.txt')
             assert utils.is_complete(results) and results['args']['seed'] == seed
-            assert (tmp_path / 'logs' / f'mnist2_{approach}_{seed}.out').is_file()
+            assert (packed / 'logs' / f'mnist2_{approach}_{seed}.out').is_file()
     # Two at a time: some run was still going when another started (end = the results' time, start = end - seconds)
     spans = []
-    for out in (tmp_path / 'res').glob('*.txt'):
+    for out in (packed / 'res').glob('*.txt'):
         end = out.stat().st_mtime
         spans.append((end - utils.load_results(out)['seconds'], end))
     spans.sort()
     assert any(start < end for (_, end), (start, _) in zip(spans, spans[1:])), spans
-    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / 'res').iterdir()}
-    again = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1', *TINY)
+    unpacked = tmp_path / 'unpacked'
+    proc = sweep(unpacked, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
+                 '--workers', '1', '--gpus', '', '--threads', '1', *TINY, '--device', 'cpu')
+    assert proc.returncode == 0 and '4 runs on 1 workers, 1 CPU threads each' in proc.stdout, proc.stdout
+    assert matrices(packed / 'res') == matrices(unpacked / 'res') and len(matrices(packed / 'res')) == 4
+    before = {p.name: p.stat().st_mtime_ns for p in (packed / 'res').iterdir()}
+    again = sweep(packed, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1', *TINY,
+                  '--device', 'cpu')
     assert again.returncode == 0 and '4 runs: 4 finished before, 0 being written by another process, 0 to do' \
         in again.stdout
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / 'res').iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in (packed / 'res').iterdir()} == before
+
+
+def test_worker_env_pins_the_gpu_or_the_mps_daemon(monkeypatch):
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1')
+    env = run_multi.worker_env('1', 3)
+    assert env['CUDA_VISIBLE_DEVICES'] == '1' and env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == '3'
+    mps = {'CUDA_MPS_PIPE_DIRECTORY': '/x/pipe', 'CUDA_MPS_LOG_DIRECTORY': '/x/log'}
+    client = run_multi.worker_env('1', 3, mps)
+    assert 'CUDA_VISIBLE_DEVICES' not in client and client['CUDA_MPS_PIPE_DIRECTORY'] == '/x/pipe'
+    cpu = run_multi.worker_env(None, 2)
+    assert cpu['CUDA_VISIBLE_DEVICES'] == '0,1' and cpu['OMP_NUM_THREADS'] == '2'
+
+
+def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
+    env, record = fake_mps(tmp_path)
+    monkeypatch.setenv('PATH', env['PATH'])
+    with run_multi.MPSDaemons(['2', '5']) as mps:
+        pipes = [mps.client_env(g)['CUDA_MPS_PIPE_DIRECTORY'] for g in ('2', '5')]
+        assert all(Path(p).is_dir() for p in pipes) and pipes[0] != pipes[1]
+    assert not any(Path(p).exists() for p in pipes)
+    assert record.read_text().splitlines() == [f'call [-d] gpu=2 pipe={pipes[0]}', f'call [-d] gpu=5 pipe={pipes[1]}',
+                                               f'call [] gpu= pipe={pipes[0]}', 'quit', f'call [] gpu= pipe={pipes[1]}',
+                                               'quit']
+    monkeypatch.setenv('PATH', str(tmp_path / 'nowhere'))
+    with run_multi.MPSDaemons(['0']) as mps:
+        assert mps.client_env('0') is None
+    assert 'nvidia-cuda-mps-control is not installed here' in capsys.readouterr().out
+
+
+def test_local_plan_splits_gpus_and_cpus(monkeypatch, capsys):
+    monkeypatch.setattr(run_multi, 'usable_cpus', lambda: 16)
+    plan = lambda runs, **flags: run_multi.local_plan([None] * runs, argparse.Namespace(**{  # noqa: E731
+        'gpus': '0,1', 'workers': None, 'runs_per_gpu': None, 'threads': None, **flags}))
+    assert plan(10) == (['0', '1'], 2, 8)
+    assert plan(10, runs_per_gpu=4) == (['0', '1'], 8, 2)
+    assert plan(10, runs_per_gpu=4, threads=1) == (['0', '1'], 8, 1)
+    assert plan(10, workers=3, gpus='') == ([], 3, 5)
+    assert capsys.readouterr().out == ''
+    assert plan(3, runs_per_gpu=4) == (['0', '1'], 8, 2)
+    assert 'note: 8 workers for 3 runs: 3 run at once' in capsys.readouterr().out
 
 
 def test_grid_names_as_the_original(tmp_path, data_dir):
@@ -70,23 +149,45 @@ def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir):
 def test_parsing_helpers():
     assert run_multi.parse_seeds('0-2,7,9-10') == [0, 1, 2, 7, 9, 10]
     assert run_multi.parse_grid(['lamb=0.5,1', '--smax=25']) == [('lamb', ['0.5', '1']), ('smax', ['25'])]
-    with pytest.raises(utils.UserError, match='--seeds'):
+    with pytest.raises(argparse.ArgumentTypeError, match='use numbers and ranges'):
         run_multi.parse_seeds('a-b')
+    with pytest.raises(argparse.ArgumentTypeError, match='the range 5-3 holds no seed'):
+        run_multi.parse_seeds('0,5-3')
     with pytest.raises(utils.UserError, match='flag=value'):
         run_multi.parse_grid(['lamb'])
 
 
+SLURM_WRITE = ['--backend', 'slurm', '--write-only']
+
+
 @pytest.mark.parametrize('argv,fragment', [
-    (['--experiments', 'cifar', '--approaches', 'sgd', '--grid', 'lamb=1'], 'cifar sgd: unrecognized arguments: --lamb'),
-    (['--experiments', 'cifar', '--approaches', 'nope'], "cifar nope: argument --approach: invalid choice: 'nope'"),
-    (['--experiments', 'cifar', '--approaches', 'hat', '--seeds', 'x'], "--seeds 'x'"),
+    (['--approaches', 'sgd', '--grid', 'lamb=1'], 'cifar sgd: unrecognized arguments: --lamb'),
+    (['--approaches', 'nope'], "cifar nope: argument --approach: invalid choice: 'nope'"),
+    (['--approaches', 'hat', '--seeds', 'x'], "argument --seeds: 'x': use numbers and ranges"),
+    (['--approaches', 'hat', '--seeds', '5-3', '--list'], "argument --seeds: '5-3': the range 5-3 holds no seed"),
+    (['--approaches', 'hat', '--workers', '-1'], 'argument --workers: must be at least 1, got -1'),
+    (['--approaches', 'hat', '--runs-per-gpu', '-1', '--list'], 'argument --runs-per-gpu: must be at least 1'),
+    (['--approaches', 'hat', '--runs-per-gpu', 'x', '--list'], "argument --runs-per-gpu: 'x' is not a whole number"),
+    (['--approaches', 'hat', '--runs-per-gpu', '2', '--workers', '2'], 'argument --workers: not allowed with argument --runs-per-gpu'),
+    (['--approaches', 'hat', '--runs-per-gpu', '2', '--gpus', ''], '--runs-per-gpu: no GPU to share here'),
+    (['--approaches', 'hat', '--threads', '0'], 'argument --threads: must be at least 1, got 0'),
+    (['--approaches', 'hat', '--runs-per-task', '0', *SLURM_WRITE], 'argument --runs-per-task: must be at least 1'),
+    (['--approaches', 'hat', '--runs-per-task', '2', '--list'], '--runs-per-task is a flag of --backend slurm'),
+    (['--approaches', 'hat', '--runs-per-gpu', '2', *SLURM_WRITE], '--runs-per-gpu is a flag of --backend local'),
+    (['--approaches', 'hat', '--cpus-per-task', '0', *SLURM_WRITE], 'argument --cpus-per-task: must be at least 1'),
+    (['--approaches', 'hat', '--gpus-per-run', '-1', *SLURM_WRITE], 'argument --gpus-per-run: must be at least 0'),
+    (['--approaches', 'hat', '--max-parallel', '0', *SLURM_WRITE], 'argument --max-parallel: must be at least 1'),
     (['--experiments', 'cifar,cifar', '--approaches', 'hat'], 'two runs of the sweep would write the same results'),
 ])
-def test_bad_sweeps_fail_before_running(tmp_path, data_dir, argv, fragment):
-    proc = sweep(tmp_path, data_dir, *argv)
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
-    assert proc.stderr.startswith('error: ') and fragment in proc.stderr, proc.stderr
-    assert list((tmp_path / 'res').iterdir()) == []
+def test_bad_sweeps_fail_before_running(tmp_path, data_dir, capsys, argv, fragment):
+    argv = ['--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), '--data-dir',
+            str(data_dir), '--experiments', 'cifar', *argv]
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(lambda: sys.exit(run_multi.main(argv)))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith('error: ') and fragment in err, err
+    assert err.count('\n') == 1 and not (tmp_path / 'logs' / 'slurm').exists()
+    assert list((tmp_path / 'res').glob('*')) == []
 
 
 def test_failed_runs_are_reported_with_their_error(tmp_path):
