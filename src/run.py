@@ -56,6 +56,10 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                    help='on a GPU, replay each full training step and evaluation batch as a CUDA graph, one launch '
                         'instead of hundreds, meant to give the same numbers (not yet measured on a GPU: '
                         'bench/bench_gpu.py checks both; ignored with --amp or --compile, and for pathnet and random)')
+    p.add_argument('--deterministic', action='store_true',
+                   help="on a GPU, deterministic kernels (torch.use_deterministic_algorithms, warning where an "
+                        "operation has none; cuBLAS's fixed workspace), so that a run repeated on the same GPU gives "
+                        "the same bits; CPU runs are deterministic already")
     p.add_argument('--dry-run', action='store_true',
                    help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch: a quick check of a set-up')
     p.add_argument('--resume', action='store_true',
@@ -152,7 +156,7 @@ def print_matrix(acc: np.ndarray) -> None:
 
 
 # Flags that only say where things go or how to run: a checkpoint may be resumed with different ones
-NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'resume',
+NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'deterministic', 'resume',
                  'overwrite')
 
 
@@ -240,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: float) -> dict:
     """Train and test task after task (from the checkpoint's next task under --resume), saving as it goes."""
+    if args.deterministic:
+        utils.use_deterministic_kernels()
     utils.seed_everything(args.seed)
     device = utils.choose_device(args.device)
 

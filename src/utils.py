@@ -201,6 +201,13 @@ def choose_device(name: str | None) -> torch.device:
     return device
 
 
+def use_deterministic_kernels() -> None:
+    """Deterministic GPU kernels from here on (before CUDA starts: cuBLAS reads its workspace setting then)."""
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
 def seed_everything(seed: int) -> None:
     """Seed numpy's global generator (epoch shuffles, as the original) and torch's (initialisation, dropout)."""
     np.random.seed(seed)

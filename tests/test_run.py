@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import run
 import utils
@@ -85,6 +86,21 @@ def test_same_seed_same_matrices(data_dir, tmp_path):
     assert np.array_equal(a['acc'], b['acc']) and np.array_equal(a['lss'], b['lss'])
     c = run_main(data_dir, tmp_path / 'c', *argv, '--seed', '5')
     assert not np.array_equal(a['lss'], c['lss'])
+
+
+def test_deterministic_kernels_leave_cpu_numbers_alone(data_dir, tmp_path, monkeypatch):
+    """--deterministic switches torch to deterministic kernels (for GPUs); on CPU the numbers stay the same bits."""
+    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
+    argv = ('--experiment', 'mnist2', '--approach', 'hat', '--dry-run')
+    plain = run_main(data_dir, tmp_path / 'a', *argv)
+    try:
+        same = run_main(data_dir, tmp_path / 'b', *argv, '--deterministic')
+        assert torch.are_deterministic_algorithms_enabled() and os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert np.array_equal(plain['acc'], same['acc']) and np.array_equal(plain['lss'], same['lss'])
+    # Saved with the results; how to run, not what: a checkpoint resumes with or without it, as with --device
+    assert same['args']['deterministic'] and 'deterministic' in run.NOT_IN_CONFIG
 
 
 def test_named_flags_and_legacy_parameter(data_dir, tmp_path):

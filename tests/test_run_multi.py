@@ -168,7 +168,8 @@ SLURM_WRITE = ['--backend', 'slurm', '--write-only']
     (['--approaches', 'hat', '--workers', '-1'], 'argument --workers: must be at least 1, got -1'),
     (['--approaches', 'hat', '--runs-per-gpu', '-1', '--list'], 'argument --runs-per-gpu: must be at least 1'),
     (['--approaches', 'hat', '--runs-per-gpu', 'x', '--list'], "argument --runs-per-gpu: 'x' is not a whole number"),
-    (['--approaches', 'hat', '--runs-per-gpu', '2', '--workers', '2'], 'argument --workers: not allowed with argument --runs-per-gpu'),
+    (['--approaches', 'hat', '--runs-per-gpu', '2', '--workers', '2'],
+     'argument --workers: not allowed with argument --runs-per-gpu'),
     (['--approaches', 'hat', '--runs-per-gpu', '2', '--gpus', ''], '--runs-per-gpu: no GPU to share here'),
     (['--approaches', 'hat', '--threads', '0'], 'argument --threads: must be at least 1, got 0'),
     (['--approaches', 'hat', '--runs-per-task', '0', *SLURM_WRITE], 'argument --runs-per-task: must be at least 1'),
@@ -207,13 +208,30 @@ def test_write_only_slurm_script(tmp_path, data_dir):
     script = (tmp_path / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
     for line in ('#SBATCH --array=0-5%4', '#SBATCH --requeue', '#SBATCH --signal=B:USR1@300', '#SBATCH --time=2:00:00',
                  '#SBATCH --gres=gpu:1', '#SBATCH --partition=gpu', '#SBATCH --account=abc',
-                 f'#SBATCH --output={tmp_path / "logs" / "slurm"}/sweep_%A_%a.out', 'exec bash '):
+                 f'#SBATCH --output={tmp_path / "logs" / "slurm"}/sweep_%A_%a.out', 'HAT_RUNS_PER_TASK=1 HAT_MPS=0',
+                 'exec bash '):
         assert line in script
     runs = (tmp_path / 'logs' / 'slurm' / 'sweep.runs').read_text().splitlines()
     assert len(runs) == 6 and all('--nepochs 1' in r for r in runs)
+    assert runs[0].startswith(f'{tmp_path / "logs" / "mnist2_sgd_0.out"} --experiment mnist2 --approach sgd')
+    assert '(6 array tasks for 6 runs)' in proc.stdout
 
 
-########################################################################################################################
+def test_write_only_shows_the_packing(tmp_path, data_dir):
+    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-2',
+                 '--backend', 'slurm', '--write-only', '--runs-per-task', '4', '--mps', *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert ('  array task 0: mnist2_sgd_0.txt, mnist2_sgd_1.txt, mnist2_sgd_2.txt, mnist2_hat_0.txt\n'
+            '  array task 1: mnist2_hat_1.txt, mnist2_hat_2.txt\n') in proc.stdout
+    assert '(2 array tasks for 6 runs)' in proc.stdout
+    script = (tmp_path / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
+    assert '#SBATCH --array=0-1%50' in script and 'HAT_RUNS_PER_TASK=4 HAT_MPS=1' in script
+    bigger = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0-2',
+                   '--backend', 'slurm', '--write-only', '--runs-per-task', '8', *TINY)
+    assert bigger.returncode == 0 and 'note: --runs-per-task 8 with 3 runs: one array task runs all 3' in bigger.stdout
+
+
+####################################################################################################################
 # A real Slurm
 
 def slurm_up() -> bool:
@@ -242,45 +260,124 @@ def submitted_job(proc) -> str:
     return proc.stdout.split('Submitted job array ')[1].split()[0]
 
 
+def slurm_out(tmp_path, job_name: str) -> str:
+    """Everything the array tasks of a job wrote to their Slurm output files."""
+    return ''.join(p.read_text() for p in sorted((tmp_path / 'logs' / 'slurm').glob(f'{job_name}_*.out')))
+
+
+def jsonl_task(log: Path) -> int:
+    """The task of the last epoch a run logged (-1 before any)."""
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return json.loads(lines[-1])['task'] if lines else -1
+
+
+def requeue_and_release(task: str) -> None:
+    """Wait until an array task has been requeued, then let it start again at once (a requeued job otherwise waits
+    a while: its BeginTime)."""
+    deadline = time.time() + 120
+    while 'Restarts=1' not in subprocess.run(['scontrol', 'show', 'job', task], capture_output=True,
+                                             text=True).stdout:
+        assert time.time() < deadline, f'{task} was not requeued'
+        time.sleep(0.5)
+
+
+def release(task: str) -> None:
+    subprocess.run(['scontrol', 'update', f'JobId={task}', 'StartTime=now'], capture_output=True)
+
+
 @requires_slurm
-def test_slurm_job_array(tmp_path, data_dir):
+def test_slurm_packed_job_array(tmp_path, data_dir):
+    """4 runs, 2 per array task: 2 array tasks, each running its 2 runs at once (one CPU thread each), with the MPS
+    daemon started and stopped by each task."""
+    env, record = fake_mps(tmp_path)
     proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                 '--backend', 'slurm', '--gpus-per-run', '0', '--cpus-per-task', '1', '--mem', '500M', '--time', '10',
-                 '--job-name', 'array', *TINY)
+                 '--backend', 'slurm', '--runs-per-task', '2', '--mps', '--gpus-per-run', '0', '--cpus-per-task', '1',
+                 '--mem', '500M', '--time', '10', '--job-name', 'array', *TINY, env=env)
+    assert '(4 runs in 2 array tasks)' in proc.stdout, proc.stdout + proc.stderr
     wait_for(submitted_job(proc))
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
             results = utils.load_results(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
-            assert utils.is_complete(results), (tmp_path / 'logs' / 'slurm').iterdir()
-    assert len(list((tmp_path / 'logs' / 'slurm').glob('array_*_*.out'))) == 4
+            assert utils.is_complete(results), slurm_out(tmp_path, 'array')
+            assert 'Done!' in (tmp_path / 'logs' / f'mnist2_{approach}_{seed}.out').read_text()
+    assert len(list((tmp_path / 'logs' / 'slurm').glob('array_*_*.out'))) == 2
+    out = slurm_out(tmp_path, 'array')
+    assert out.count('[run.sbatch] 2 run(s) at once, 1 CPU thread(s) each') == 2
+    assert out.count('exit status 0') == 4 and out.count('MPS control daemon started') == 2
+    calls = record.read_text().splitlines()
+    assert sorted(c.split(' gpu=')[0] for c in calls) == sorted(['call [-d]', 'call []', 'quit'] * 2)
     again = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
                   '--backend', 'slurm', *TINY)
     assert '4 finished before' in again.stdout and 'Submitted' not in again.stdout
 
 
 @requires_slurm
-def test_slurm_time_limit_signal_requeues_and_resumes(tmp_path, data_dir):
-    """USR1, which --signal sends before the time limit: the run saves and exits, the job requeues itself, and the
-    requeued job resumes after the last finished task and completes the matrix."""
-    proc = sweep(tmp_path, data_dir, '--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0',
-                 '--backend', 'slurm', '--gpus-per-run', '0', '--cpus-per-task', '1', '--mem', '500M', '--time', '10',
-                 '--job-name', 'requeue', '--', '--nepochs', '3', '--batch-size', '16')
-    job = submitted_job(proc) + '_0'
+def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
+    """USR1 (Slurm's time-limit warning) to two packed array tasks: task 0's two runs both stop (exit 3, checkpoints
+    kept); task 1's first run had finished, its second stops. Both tasks requeue once; the stopped runs resume and
+    end with the matrices of an uninterrupted sweep, and the finished run is not redone."""
+    grid = ['--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0', '--grid', 'nepochs=3,4,1,5']
+    proc = sweep(tmp_path, data_dir, *grid, '--backend', 'slurm', '--runs-per-task', '2', '--gpus-per-run', '0',
+                 '--cpus-per-task', '1', '--mem', '500M', '--time', '10', '--job-name', 'pack', '--',
+                 '--batch-size', '16')
+    job = submitted_job(proc)
+    name = {n: f'split_mnist_hat-{n}_0' for n in (3, 4, 1, 5)}
+    logs, res = tmp_path / 'logs', tmp_path / 'res'
+    deadline = time.time() + 300
+    while not (all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (3, 4, 5))
+               and utils.is_complete(utils.load_results(res / f'{name[1]}.txt'))):
+        assert time.time() < deadline, 'the runs never got that far: ' + slurm_out(tmp_path, 'pack')
+        time.sleep(0.1)
+    for task in ('0', '1'):
+        subprocess.run(['scancel', '--signal=USR1', '--batch', f'{job}_{task}'], check=True)
+    finished_at = (res / f'{name[1]}.txt').stat().st_mtime_ns
+    for task in ('0', '1'):
+        requeue_and_release(f'{job}_{task}')
+    for n in (3, 4, 5):  # stopped: unfinished results, a checkpoint to resume from
+        assert not utils.is_complete(utils.load_results(res / f'{name[n]}.txt'))
+        assert (logs / f'{name[n]}_checkpoint.pt').is_file()
+    for task in ('0', '1'):
+        release(f'{job}_{task}')
+    wait_for(job)
+    out = slurm_out(tmp_path, 'pack')
+    assert out.count('[run.sbatch] USR1 received: stopping the runs') == 2 and out.count('requeueing') == 2
+    assert out.count('exit status 3') == 3, out
+    for n in (3, 4, 5):
+        log = (logs / f'{name[n]}.out').read_text()
+        assert 'interrupted: SIGUSR1 after' in log and 'Resuming from' in log and log.count('Done!') == 1
+    assert 'is finished already: nothing to resume' in (logs / f'{name[1]}.out').read_text()
+    assert (res / f'{name[1]}.txt').stat().st_mtime_ns == finished_at
+    reference = tmp_path / 'uninterrupted'
+    proc = sweep(reference, data_dir, *grid, '--workers', '2', '--threads', '1', '--gpus', '', '--', '--batch-size',
+                 '16')
+    assert proc.returncode == 0, proc.stdout
+    assert matrices(res) == matrices(reference / 'res') and len(matrices(res)) == 4
+
+
+@requires_slurm
+def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
+    """scripts/run.sbatch used directly, as the readme shows: USR1 makes the run save and exit, the job requeues
+    itself, and the requeued job resumes after the last finished task and completes the matrix."""
+    (tmp_path / 'logs').mkdir()
+    proc = subprocess.run(['sbatch', '--parsable', '--job-name=single', '--gres=none', '--cpus-per-task=1',
+                           '--mem=500M', '--time=10', f'--output={tmp_path / "logs"}/single_%j.out',
+                           str(ROOT / 'scripts' / 'run.sbatch'), '--experiment', 'split_mnist', '--approach', 'hat',
+                           '--nepochs', '3', '--batch-size', '16', '--data-dir', str(data_dir),
+                           '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs')],
+                          capture_output=True, text=True, env={**os.environ, 'HAT_ROOT': str(ROOT),
+                                                               'PYTHON': sys.executable})
+    assert proc.returncode == 0, proc.stderr
+    job = proc.stdout.strip().split(';')[0]
     log = tmp_path / 'logs' / 'split_mnist_hat_0.jsonl'
     deadline = time.time() + 300
-    while not (log.is_file() and any(json.loads(line)['task'] >= 1 for line in log.read_text().splitlines())):
+    while jsonl_task(log) < 1:
         assert time.time() < deadline, 'the job never reached its second task'
         time.sleep(0.1)
     subprocess.run(['scancel', '--signal=USR1', '--batch', job], check=True)
-    deadline = time.time() + 120
-    while 'Restarts=1' not in subprocess.run(['scontrol', 'show', 'job', job], capture_output=True,
-                                             text=True).stdout:
-        assert time.time() < deadline, 'the job was not requeued'
-        time.sleep(0.5)
-    # A requeued job waits a while before it may start again (its BeginTime); let it start now
-    subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], capture_output=True)
+    requeue_and_release(job)
+    release(job)
     wait_for(job)
-    out = ''.join(p.read_text() for p in (tmp_path / 'logs' / 'slurm').glob('requeue_*.out'))
+    out = ''.join(p.read_text() for p in (tmp_path / 'logs').glob('single_*.out'))
     assert 'interrupted: SIGUSR1 after' in out and '[run.sbatch] requeueing' in out
     assert 'Resuming from' in out
     results = utils.load_results(tmp_path / 'res' / 'split_mnist_hat_0.txt')
