@@ -19,6 +19,8 @@
 
     python bench/bench_gpu.py --out "$OUT"              (on the GPU machine; the report is $OUT/bench_gpu.txt)
     python bench/bench_gpu.py --quick --out /tmp/gpu    (anywhere, CPU included: small sizes, to check the script)
+    python bench/bench_gpu.py --sections graphs --out "$OUT"   (section 0 alone; sections: graphs, end_to_end, step,
+                                                                full_task, modes, compile)
 
 Needs only requirements.txt. Sections that would overrun the budget are skipped, and the report says so.
 """
@@ -43,6 +45,7 @@ import run  # noqa: E402
 import utils  # noqa: E402
 
 BATCH_FLOP_STEPS = 20  # timed training steps per repetition in section 2
+SECTIONS = ('graphs', 'end_to_end', 'step', 'full_task', 'modes', 'compile')  # 0 to 4, compile being 4's last two
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,7 +57,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--device', help='default: cuda when available, else cpu')
     p.add_argument('--budget', type=float, default=280, help='seconds the whole run may take; later sections are '
                                                              'shortened or skipped to fit (default: %(default)s)')
-    return p.parse_args()
+    p.add_argument('--sections', default=','.join(SECTIONS),
+                   help=f"comma-separated, of {', '.join(SECTIONS)} (default: all)")
+    args = p.parse_args()
+    args.sections = args.sections.split(',')
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    return args
 
 
 class Clock:
@@ -187,8 +197,10 @@ def fixture_checksums(md5: dict) -> contextlib.ExitStack:
     return stack
 
 
-def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: list[str], nepochs: int) -> dict:
-    """run.py with and without CUDA graphs, per approach: equality under deterministic kernels, and the run times."""
+def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: list[str], nepochs: int,
+                 budget: Clock) -> dict:
+    """run.py with and without CUDA graphs, per approach: equality under deterministic kernels, and the run times;
+    an approach whose two runs would overrun the budget (judged by the slowest pair so far) is skipped, said so."""
     report.header('CUDA graphs vs eager steps: whole runs (cifar fixture, 10 tasks, batch 16, --lr-patience 1)')
     if device.type != 'cuda':
         report('no GPU: both runs are eager here (a check of this script only)')
@@ -197,7 +209,11 @@ def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: l
         tmp = Path(tmp)
         md5 = fixtures.write_cifar(tmp / 'dat', train_per_class=(40, 4), test_per_class=(10, 2))
         with fixture_checksums(md5):
+            slowest = 0.0
             for approach in approaches:
+                if budget.left() < slowest:
+                    report(f'{approach:12s} SKIPPED, {budget.left():.0f} s left of the budget')
+                    continue
                 runs = {}
                 for name, flags in (('graphs', ['--cuda-graphs']), ('eager', [])):
                     argv = ['--experiment', 'cifar', '--approach', approach, *flags, '--device', str(device),
@@ -214,6 +230,7 @@ def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: l
                 diff = float(np.nanmax(np.abs(graphs['lss'] - eager['lss'])))
                 figures[approach] = {'bitwise_equal': same, 'max_loss_difference': diff, 'seconds_graphs': graph_s,
                                      'seconds_eager': eager_s}
+                slowest = max(slowest, graph_s + eager_s)
                 report(f'{approach:12s} acc and lss {"BITWISE EQUAL" if same else "DIFFERENT"} (largest loss '
                        f'difference {diff:.1e}); run {graph_s:5.1f} s with graphs, {eager_s:5.1f} s eager')
     return figures
@@ -239,21 +256,27 @@ def main() -> None:
     bench_speed.environment(report, device)
     figures = {'device': str(device), 'quick': args.quick}
     approaches = ['hat', 'sgd'] if args.quick else graph_safe_approaches()
-    section(report, figures, 'graphs', lambda: bench_graphs(report, device, approaches, 2 if args.quick else 3))
-    section(report, figures, 'end_to_end',
-            lambda: bench_speed.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
-    section(report, figures, 'step', lambda: bench_step(report, device, steps, reps))
-    section(report, figures, 'full_task',
-            lambda: bench_full_task(report, device, ntrain, allowance=min(120.0, clock.left() / 3)))
+    wanted = args.sections
+    if 'graphs' in wanted:
+        section(report, figures, 'graphs',
+                lambda: bench_graphs(report, device, approaches, 2 if args.quick else 3, clock))
+    if 'end_to_end' in wanted:
+        section(report, figures, 'end_to_end',
+                lambda: bench_speed.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
+    if 'step' in wanted:
+        section(report, figures, 'step', lambda: bench_step(report, device, steps, reps))
+    if 'full_task' in wanted:
+        section(report, figures, 'full_task',
+                lambda: bench_full_task(report, device, ntrain, allowance=min(120.0, clock.left() / 3)))
     modes = ['seed', 'eval-batch', 'amp', 'amp-fp16', 'channels-last']
-    if clock.left() > (30 if args.quick else 90):
+    if 'modes' in wanted and clock.left() > (30 if args.quick else 90):
         section(report, figures, 'modes',
                 lambda: bench_speed.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
-    else:
+    elif 'modes' in wanted:
         report(f'\nmodes: SKIPPED, {clock.left():.0f} s left of the budget')
     # torch.compile compiles for minutes: last, each mode only with time to spare, CUDA graphs first (on an H200 they
     # halved the epoch, where the default mode gained nothing)
-    for mode in ('compile-cudagraphs', 'compile'):
+    for mode in ('compile-cudagraphs', 'compile') if 'compile' in wanted else ():
         if clock.left() > (60 if args.quick else 130):
             section(report, figures, mode,
                     lambda: bench_speed.bench_modes(report, 'hat', [mode], ntrain, max(1, reps - 1), ntrain, device))

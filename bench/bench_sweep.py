@@ -81,8 +81,8 @@ def pair(text: str) -> tuple[int, int]:
         a, b = (int(v) for v in text.split(','))
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}': two counts, CIFAR-10's and CIFAR-100's, e.g. 450,45") from None
-    if min(a, b) < 2:
-        raise argparse.ArgumentTypeError(f"'{text}': at least 2 images per class (the validation split takes 10%)")
+    if min(a, b) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': at least 1 image per class")
     return a, b
 
 
@@ -94,7 +94,7 @@ def parse_args() -> argparse.Namespace:
                                                         'script, e.g. on CPU)')
     p.add_argument('--budget', type=float, default=270, help='seconds the whole run may take; configurations that '
                                                              'would overrun it are skipped (default: %(default)s)')
-    p.add_argument('--approaches', default='hat,sgd', help='comma-separated (default: %(default)s)')
+    p.add_argument('--approaches', help='comma-separated (default: hat,sgd; with --quick hat)')
     p.add_argument('--ks', default='1,2,4,8,16', help='runs per GPU to try, comma-separated, 1 (the baseline) among '
                                                       'them (default: %(default)s)')
     p.add_argument('--train-per-class', type=pair,
@@ -109,7 +109,7 @@ def parse_args() -> argparse.Namespace:
     args.test_per_class = args.test_per_class or ((10, 2) if quick else (50, 5))
     args.nepochs = args.nepochs or (1 if quick else 2)
     args.batch_size = args.batch_size or (16 if quick else 64)
-    args.approaches = args.approaches.split(',')
+    args.approaches = (args.approaches or ('hat' if quick else 'hat,sgd')).split(',')
     unknown = set(args.approaches) - set(utils.module_choices('approaches'))
     if unknown:
         p.error(f"unknown approaches {', '.join(sorted(unknown))}")
@@ -159,7 +159,8 @@ def cpu_configs(approaches: list[str]) -> list[Config]:
         one, two = f'{a} 1 run x 1 thread', f'{a} 1 run x 2 threads'
         configs += [Config(one, a, 1, 'cpu', ['--gpus', '', '--workers', '1', '--threads', '1']),
                     Config(two, a, 1, 'cpu', ['--gpus', '', '--workers', '1', '--threads', '2'], reference=one,
-                           by_nature='two threads sum in another order than one'),
+                           by_nature='two threads sum in another order than one, and training carries the last '
+                                     'bits\' difference further'),
                     Config(f'{a} 2 runs x 1 thread', a, 2, 'cpu', ['--gpus', '', '--workers', '2', '--threads', '1'],
                            reference=one, also=two)]
     return configs
@@ -176,25 +177,37 @@ def write_data(data_dir: Path, train_per_class: tuple[int, int], test_per_class:
 
 def free_gpu_mib() -> int | None:
     """GPU 0's free memory as nvidia-smi reports it (None without nvidia-smi)."""
+    rows = nvidia_smi('memory.free', 'gpu')
     try:
-        out = subprocess.run(['nvidia-smi', '--query-gpu=memory.free', '--format=csv,noheader,nounits', '-i', '0'],
-                             capture_output=True, text=True, timeout=20).stdout
-        return int(out.split()[0])
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return int(rows[0][0])
+    except (IndexError, ValueError):
         return None
 
 
+def nvidia_smi(query: str, what: str) -> list[list[str]]:
+    """The rows nvidia-smi gives for --query-<what>=<query> (none where it is absent or fails)."""
+    try:
+        out = subprocess.run(['nvidia-smi', f'--query-{what}={query}', '--format=csv,noheader,nounits'],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [[v.strip() for v in line.split(',')] for line in out.splitlines() if line.strip()]
+
+
 class MemorySampler:
-    """The most GPU memory each process held while a sweep ran, read from nvidia-smi every SAMPLE_S seconds in a
-    thread (nothing where there is no nvidia-smi)."""
+    """The most GPU memory each process held while a sweep ran, and the most GPU 0 held in all, read from nvidia-smi
+    every SAMPLE_S seconds in a thread (nothing where there is no nvidia-smi). Inside a container nvidia-smi often
+    lists no process (another PID namespace): then the GPU's total, less what it held before, divided by the runs."""
 
     def __init__(self):
         self.peaks: dict[int, int] = {}  # pid -> MiB
+        self.used_before = self.used_peak = None  # GPU 0's memory.used, MiB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True) if shutil.which('nvidia-smi') else None
 
     def __enter__(self):
         if self._thread is not None:
+            self.used_before = self._used()
             self._thread.start()
         return self
 
@@ -203,23 +216,34 @@ class MemorySampler:
         if self._thread is not None:
             self._thread.join()
 
+    @staticmethod
+    def _used() -> int | None:
+        rows = nvidia_smi('memory.used', 'gpu')
+        try:
+            return int(rows[0][0])
+        except (IndexError, ValueError):
+            return None
+
     def _sample(self) -> None:
         """Read until stopped."""
         while not self._stop.is_set():
-            try:
-                out = subprocess.run(['nvidia-smi', '--query-compute-apps=pid,used_memory',
-                                      '--format=csv,noheader,nounits'], capture_output=True, text=True,
-                                     timeout=10).stdout
-            except (OSError, subprocess.TimeoutExpired):
-                return
-            for line in out.splitlines():
+            for row in nvidia_smi('pid,used_memory', 'compute-apps'):
                 try:
-                    pid, mib = (int(v) for v in line.split(','))
+                    pid, mib = (int(v) for v in row)
                 except ValueError:  # '[N/A]' where the driver does not tell
                     continue
                 if pid != os.getpid():
                     self.peaks[pid] = max(self.peaks.get(pid, 0), mib)
+            used = self._used()
+            if used is not None:
+                self.used_peak = max(self.used_peak or 0, used)
             self._stop.wait(SAMPLE_S)
+
+    def added(self) -> int | None:
+        """MiB of GPU 0 the sweep held at its peak beyond what was held before it (None unmeasured)."""
+        if self.used_before is None or self.used_peak is None:
+            return None
+        return max(0, self.used_peak - self.used_before)
 
 
 def launch(config: Config, folder: Path, data_dir: Path, run_flags: list[str], limit: float) -> dict:
@@ -241,7 +265,8 @@ def launch(config: Config, folder: Path, data_dir: Path, run_flags: list[str], l
             proc.wait()
             status = None
         wall = time.perf_counter() - clock
-    return {'command': shlex.join(command), 'status': status, 'wall_s': wall, 'memory_mib': memory.peaks}
+    return {'command': shlex.join(command), 'status': status, 'wall_s': wall, 'memory_mib': memory.peaks,
+            'gpu_added_mib': memory.added()}
 
 
 def results_path(folder: Path, approach: str, seed: int) -> Path:
@@ -270,13 +295,12 @@ def read_runs(config: Config, folder: Path) -> tuple[list[dict], list[int]]:
     return runs, failed
 
 
-def tail(path: Path) -> list[str]:
-    """The last TAIL non-empty lines of a file."""
+def lines_of(path: Path) -> list[str]:
+    """The non-empty lines of a file (none where it cannot be read)."""
     try:
-        lines = [line.rstrip() for line in path.read_text(errors='replace').splitlines() if line.strip()]
+        return [line.rstrip() for line in path.read_text(errors='replace').splitlines() if line.strip()]
     except OSError:
-        return ['(no output)']
-    return lines[-TAIL:] or ['(no output)']
+        return []
 
 
 def compare(folder: Path, reference: Path, approach: str) -> dict:
@@ -323,11 +347,12 @@ def bench_config(report: bench_speed.Report, config: Config, folder: Path, data_
         report(f'\n{config.name}: STOPPED at the end of the budget after {wall:.1f} s')
         return figures
     if figures['status'] != 0 or failed:
-        report(f'\n{config.name}: FAILED (exit {figures["status"]}) after {wall:.1f} s; '
-               + (f'seed {failed[0]}\'s output ends with:' if failed else 'run_multi\'s output ends with:'))
-        where = folder / 'logs' / f'{results_path(folder, config.approach, failed[0]).stem}.out' if failed else \
-            folder / 'run_multi.out'
-        for line in tail(where):
+        # The first failed run's output; where no run started (run_multi refused the sweep), run_multi's own
+        outputs = [(f'seed {seed}', folder / 'logs' / f'{results_path(folder, config.approach, seed).stem}.out')
+                   for seed in failed]
+        who, where = next(((w, p) for w, p in outputs if p.is_file()), ('run_multi', folder / 'run_multi.out'))
+        report(f'\n{config.name}: FAILED (exit {figures["status"]}) after {wall:.1f} s; {who}\'s output ends with:')
+        for line in lines_of(where)[-TAIL:] or ['(no output)']:
             report(f'    {line}')
         return figures
     epochs = sum(r['epochs'] for r in runs)
@@ -336,17 +361,22 @@ def bench_config(report: bench_speed.Report, config: Config, folder: Path, data_
     figures.update(ok=True, epochs=epochs, median_epoch_s=statistics.median(medians), min_epoch_s=min(medians),
                    max_epoch_s=max(medians), median_later_epoch_s=statistics.median(later) if later else None,
                    steady_epochs_per_s=sum(r['epochs'] / r['seconds'] for r in runs), wall_epochs_per_s=epochs / wall)
-    base = done.get(baseline, {})
+    base = figures if config.name == baseline else done.get(baseline, {})
     figures['ratio_steady'] = ratio(figures['steady_epochs_per_s'], base.get('steady_epochs_per_s'))
     figures['ratio_wall'] = ratio(figures['wall_epochs_per_s'], base.get('wall_epochs_per_s'))
     report(f'\n{config.name}: {config.k} run{"s" if config.k > 1 else ""}, sweep done in {wall:.1f} s')
+    if '--mps' in config.backend:  # without its daemon, run_multi runs the sweep without MPS and says so
+        mps = [line for line in lines_of(folder / 'run_multi.out') if 'MPS' in line]
+        figures['mps_lines'] = mps
+        for line in mps or ['(run_multi said nothing about MPS)']:
+            report(f'  run_multi: {line}')
     report(f'  epoch (training + evaluations): median over runs {figures["median_epoch_s"]:.3f} s (runs '
            f'{figures["min_epoch_s"]:.3f}..{figures["max_epoch_s"]:.3f} s); later epochs of each task '
            f'{fmt(figures["median_later_epoch_s"], ".3f", " s")}')
-    report(f'  throughput {figures["steady_epochs_per_s"]:.2f} epochs/s steady-state = '
-           f'{fmt(figures["ratio_steady"], ".2f", "x")} {baseline}; {figures["wall_epochs_per_s"]:.2f} epochs/s by '
-           f'the wall clock (process start-up and the tests after each task included) = '
-           f'{fmt(figures["ratio_wall"], ".2f", "x")}')
+    report(f'  throughput against {baseline}: {figures["steady_epochs_per_s"]:.2f} epochs/s steady-state = '
+           f'{fmt(figures["ratio_steady"], ".2f", "x")}; {figures["wall_epochs_per_s"]:.2f} epochs/s by the wall '
+           f'clock = {fmt(figures["ratio_wall"], ".2f", "x")} (process start-up and the tests after each task '
+           f'included)')
     other = done.get(config.also, {})
     if other.get('ok'):
         figures['ratio_steady_also'] = ratio(figures['steady_epochs_per_s'], other['steady_epochs_per_s'])
@@ -365,6 +395,9 @@ def bench_config(report: bench_speed.Report, config: Config, folder: Path, data_
         report(f'  GPU memory per process (nvidia-smi): largest {mib[-1]} MiB, median {statistics.median(mib):.0f} '
                f'MiB, {len(mib)} processes' + (' (the MPS server may be among them)' if '--mps' in config.backend
                                               else ''))
+    if figures['gpu_added_mib'] is not None:
+        report(f'  GPU memory held by the sweep at its peak: {figures["gpu_added_mib"]} MiB, '
+               f'{figures["gpu_added_mib"] / config.k:.0f} MiB per run')
     return figures
 
 
@@ -381,7 +414,7 @@ def summary(report: bench_speed.Report, configs: list[Config], done: dict) -> No
             continue
         same = f.get('bitwise')
         bitwise = '' if same is None else 'bitwise equal' if same['equal'] else \
-            f'differs by {same["max_abs_difference"]:.1e}'
+            f'differs by {same["max_abs_difference"]:.1e}{" (by nature)" if c.by_nature else ""}'
         spread = f'{f["median_epoch_s"]:.3f} ({f["min_epoch_s"]:.3f}..{f["max_epoch_s"]:.3f})'
         report(f'{c.name:28s} {c.k:3d} {spread:>22s} {f["steady_epochs_per_s"]:12.2f} '
                f'{fmt(f["ratio_steady"], ".2f", "x"):>7s} {f["wall_epochs_per_s"]:10.2f} '
@@ -393,8 +426,10 @@ def memory_rule(report: bench_speed.Report, configs: list[Config], done: dict, f
     report.header('GPU memory per run')
     figures = {'free_mib': free}
     for mode in ('eager', 'graphs'):
-        mib = [m for c in configs if c.mode == mode and '--mps' not in c.backend
-               for m in done.get(c.name, {}).get('memory_mib', {}).values()]
+        measured = [done.get(c.name, {}) for c in configs if c.mode == mode and '--mps' not in c.backend]
+        mib = [m for f in measured for m in f.get('memory_mib', {}).values()]
+        # Where nvidia-smi lists no process: the sweep's share of the GPU's total, per run
+        mib = mib or [round(f['gpu_added_mib'] / f['k']) for f in measured if f.get('gpu_added_mib')]
         if not mib:
             continue
         largest = max(mib)
@@ -498,7 +533,8 @@ def main() -> None:
     if gpu:
         figures['memory'] = memory_rule(report, configs, done, free)
     figures['targets'] = targets(report, args.approaches, done, figures.get('memory', {}), gpu)
-    report(f'\ntotal {args.budget - clock.left():.0f} s')
+    bench_speed.environment(report, device)
+    report(f'total {args.budget - clock.left():.0f} s')
     (args.out / 'bench_sweep.json').write_text(json.dumps(figures, indent=1) + '\n')
 
 
