@@ -132,13 +132,17 @@ class MPSDaemons:
             folder = Path(self.tmp.name) / f'gpu{gpu}'
             for sub in ('pipe', 'log'):
                 (folder / sub).mkdir(parents=True)
-            # The daemon serves the GPUs visible to it: this one alone
-            proc = subprocess.run([MPS_CONTROL, '-d'], env={**os.environ, 'CUDA_VISIBLE_DEVICES': gpu,
-                                                            **self._variables(folder)},
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f'--mps: the MPS control daemon did not start for GPU {gpu} '
-                      f'({(proc.stderr or proc.stdout).strip() or f"status {proc.returncode}"}): its runs go without '
+            try:  # the daemon serves the GPUs visible to it: this one alone
+                proc = subprocess.run([MPS_CONTROL, '-d'], env={**os.environ, 'CUDA_VISIBLE_DEVICES': gpu,
+                                                                **self._variables(folder)},
+                                      capture_output=True, text=True, timeout=60)
+                said = (proc.stderr or proc.stdout).strip()
+                problem = (None if proc.returncode == 0 else said.splitlines()[0] if said else
+                           f'status {proc.returncode}')
+            except (OSError, subprocess.TimeoutExpired) as e:
+                problem = utils.first_line(e)
+            if problem is not None:
+                print(f'--mps: the MPS control daemon did not start for GPU {gpu} ({problem}): its runs go without '
                       f'MPS')
                 continue
             self.folders[gpu] = folder
@@ -156,10 +160,16 @@ class MPSDaemons:
         return None if folder is None else self._variables(folder)
 
     def __exit__(self, *exc) -> None:
-        for folder in self.folders.values():  # quit waits for the daemon's clients to finish
-            subprocess.run([MPS_CONTROL], input='quit\n', env={**os.environ, **self._variables(folder)},
-                           capture_output=True, text=True, timeout=120)
-        if self.tmp is not None:
+        running = False
+        for gpu, folder in self.folders.items():  # quit waits for the daemon's clients to finish
+            try:
+                subprocess.run([MPS_CONTROL], input='quit\n', env={**os.environ, **self._variables(folder)},
+                               capture_output=True, text=True, timeout=120)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                running = True  # its pipes stay, for the command below
+                print(f'--mps: the MPS control daemon for GPU {gpu} did not quit ({utils.first_line(e)}); stop it '
+                      f'with: echo quit | CUDA_MPS_PIPE_DIRECTORY={folder / "pipe"} {MPS_CONTROL}')
+        if self.tmp is not None and not running:
             self.tmp.cleanup()
 
 

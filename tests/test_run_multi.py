@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+import run
 import run_multi
 import utils
 from conftest import ROOT
@@ -48,6 +51,18 @@ def matrices(folder: Path) -> dict:
     return out
 
 
+def one_at_a_time(argvs) -> None:
+    """The runs of a sweep unpacked: one after the other, in this process, on one CPU thread (as each run of the
+    packed sweeps here), which is what a one-worker sweep runs, without starting a process per run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for argv in argvs:
+            run.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data_dir, tmp_path):
     """--runs-per-gpu 2 on one GPU id (the runs are told --device cpu, so this runs anywhere), with MPS started for
     it: 2 runs at once, the same result files bitwise as one at a time, then nothing left to do."""
@@ -74,10 +89,10 @@ def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data
     spans.sort()
     assert any(start < end for (_, end), (start, _) in zip(spans, spans[1:])), spans
     unpacked = tmp_path / 'unpacked'
-    proc = sweep(unpacked, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                 '--workers', '1', '--gpus', '', '--threads', '1', *TINY, '--device', 'cpu')
-    assert proc.returncode == 0 and '4 runs on 1 workers, 1 CPU threads each' in proc.stdout, proc.stdout
-    assert matrices(packed / 'res') == matrices(unpacked / 'res') and len(matrices(packed / 'res')) == 4
+    one_at_a_time(['--experiment', 'mnist2', '--approach', approach, '--seed', str(seed), '--nepochs', '1',
+                   '--batch-size', '32', '--device', 'cpu', '--data-dir', str(data_dir), '--results-dir', str(unpacked),
+                   '--logs-dir', str(unpacked)] for approach in ('sgd', 'hat') for seed in (0, 1))
+    assert matrices(packed / 'res') == matrices(unpacked) and len(matrices(unpacked)) == 4
     before = {p.name: p.stat().st_mtime_ns for p in (packed / 'res').iterdir()}
     again = sweep(packed, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1', *TINY,
                   '--device', 'cpu')
@@ -111,6 +126,15 @@ def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
     with run_multi.MPSDaemons(['0']) as mps:
         assert mps.client_env('0') is None
     assert 'nvidia-cuda-mps-control is not installed here' in capsys.readouterr().out
+    refusing = tmp_path / 'refusing'
+    refusing.mkdir()
+    (refusing / 'nvidia-cuda-mps-control').write_text('#!/bin/bash\necho "An instance is already running" >&2\nexit 1\n')
+    (refusing / 'nvidia-cuda-mps-control').chmod(0o755)
+    monkeypatch.setenv('PATH', str(refusing))
+    with run_multi.MPSDaemons(['0']) as mps:
+        assert mps.client_env('0') is None
+    assert ('--mps: the MPS control daemon did not start for GPU 0 (An instance is already running): its runs go '
+            'without MPS') in capsys.readouterr().out
 
 
 def test_local_plan_splits_gpus_and_cpus(monkeypatch, capsys):
@@ -271,18 +295,34 @@ def jsonl_task(log: Path) -> int:
     return json.loads(lines[-1])['task'] if lines else -1
 
 
-def requeue_and_release(task: str) -> None:
-    """Wait until an array task has been requeued, then let it start again at once (a requeued job otherwise waits
-    a while: its BeginTime)."""
+def job_state(job: str) -> tuple[str, int]:
+    """A job's (or array task's) state and how many times it was requeued, as scontrol shows them."""
+    out = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True, text=True).stdout
+    state, restarts = re.search(r'JobState=(\S+)', out), re.search(r'Restarts=(\d+)', out)
+    return (state.group(1) if state else 'GONE'), int(restarts.group(1)) if restarts else 0
+
+
+def restart_now(*jobs: str) -> None:
+    """Wait until jobs (or array tasks) have been requeued and wait to start again, then let them start at once (a
+    requeued job otherwise waits a while: its BeginTime)."""
     deadline = time.time() + 120
-    while 'Restarts=1' not in subprocess.run(['scontrol', 'show', 'job', task], capture_output=True,
-                                             text=True).stdout:
-        assert time.time() < deadline, f'{task} was not requeued'
+    for job in jobs:
+        while job_state(job) != ('PENDING', 1):
+            assert time.time() < deadline, f'{job} was not requeued: {job_state(job)}'
+            time.sleep(0.2)
+    # Not at once: a job started again within a moment of its requeue finds its credential revoked, and fails
+    time.sleep(3)
+    for job in jobs:
+        subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], check=True, capture_output=True)
+
+
+def wait_until_ended(job: str, timeout: float = 300) -> str:
+    """Wait until a job (or array task) has ended; its final state."""
+    deadline = time.time() + timeout
+    while (state := job_state(job)[0]) in ('PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING', 'REQUEUED'):
+        assert time.time() < deadline, f'{job} still {state} after {timeout} s'
         time.sleep(0.5)
-
-
-def release(task: str) -> None:
-    subprocess.run(['scontrol', 'update', f'JobId={task}', 'StartTime=now'], capture_output=True)
+    return state
 
 
 @requires_slurm
@@ -316,42 +356,48 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
     """USR1 (Slurm's time-limit warning) to two packed array tasks: task 0's two runs both stop (exit 3, checkpoints
     kept); task 1's first run had finished, its second stops. Both tasks requeue once; the stopped runs resume and
     end with the matrices of an uninterrupted sweep, and the finished run is not redone."""
-    grid = ['--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0', '--grid', 'nepochs=3,4,1,5']
+    grid = ['--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0', '--grid', 'nepochs=4,5,1,6']
     proc = sweep(tmp_path, data_dir, *grid, '--backend', 'slurm', '--runs-per-task', '2', '--gpus-per-run', '0',
                  '--cpus-per-task', '1', '--mem', '500M', '--time', '10', '--job-name', 'pack', '--',
                  '--batch-size', '16')
     job = submitted_job(proc)
-    name = {n: f'split_mnist_hat-{n}_0' for n in (3, 4, 1, 5)}
+    name = {n: f'split_mnist_hat-{n}_0' for n in (4, 5, 1, 6)}
     logs, res = tmp_path / 'logs', tmp_path / 'res'
+    # Each task is signalled once its state is the one wanted: both runs past their first task; the short run
+    # finished and the long one past its first task
+    ready = {'0': lambda: all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (4, 5)),
+             '1': lambda: (utils.is_complete(utils.load_results(res / f'{name[1]}.txt'))
+                           and jsonl_task(logs / f'{name[6]}.jsonl') >= 1)}
     deadline = time.time() + 300
-    while not (all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (3, 4, 5))
-               and utils.is_complete(utils.load_results(res / f'{name[1]}.txt'))):
+    while ready:
         assert time.time() < deadline, 'the runs never got that far: ' + slurm_out(tmp_path, 'pack')
+        for task in [task for task, now in ready.items() if now()]:
+            subprocess.run(['scancel', '--signal=USR1', '--batch', f'{job}_{task}'], check=True)
+            del ready[task]
         time.sleep(0.1)
-    for task in ('0', '1'):
-        subprocess.run(['scancel', '--signal=USR1', '--batch', f'{job}_{task}'], check=True)
     finished_at = (res / f'{name[1]}.txt').stat().st_mtime_ns
     for task in ('0', '1'):
-        requeue_and_release(f'{job}_{task}')
-    for n in (3, 4, 5):  # stopped: unfinished results, a checkpoint to resume from
+        while job_state(f'{job}_{task}') != ('PENDING', 1):  # stopped, requeued, not started again
+            assert time.time() < deadline, f'task {task} was not requeued: {job_state(f"{job}_{task}")}'
+            time.sleep(0.2)
+    for n in (4, 5, 6):  # stopped: unfinished results, a checkpoint to resume from
         assert not utils.is_complete(utils.load_results(res / f'{name[n]}.txt'))
         assert (logs / f'{name[n]}_checkpoint.pt').is_file()
-    for task in ('0', '1'):
-        release(f'{job}_{task}')
-    wait_for(job)
+    restart_now(f'{job}_0', f'{job}_1')
+    assert [wait_until_ended(f'{job}_{task}') for task in ('0', '1')] == ['COMPLETED'] * 2
     out = slurm_out(tmp_path, 'pack')
     assert out.count('[run.sbatch] USR1 received: stopping the runs') == 2 and out.count('requeueing') == 2
     assert out.count('exit status 3') == 3, out
-    for n in (3, 4, 5):
+    for n in (4, 5, 6):
         log = (logs / f'{name[n]}.out').read_text()
         assert 'interrupted: SIGUSR1 after' in log and 'Resuming from' in log and log.count('Done!') == 1
     assert 'is finished already: nothing to resume' in (logs / f'{name[1]}.out').read_text()
     assert (res / f'{name[1]}.txt').stat().st_mtime_ns == finished_at
     reference = tmp_path / 'uninterrupted'
-    proc = sweep(reference, data_dir, *grid, '--workers', '2', '--threads', '1', '--gpus', '', '--', '--batch-size',
-                 '16')
-    assert proc.returncode == 0, proc.stdout
-    assert matrices(res) == matrices(reference / 'res') and len(matrices(res)) == 4
+    one_at_a_time(['--experiment', 'split_mnist', '--approach', 'hat', '--nepochs', str(n), '--batch-size', '16',
+                   '--data-dir', str(data_dir), '--output', str(reference / f'{name[n]}.txt'),
+                   '--logs-dir', str(reference)] for n in (4, 5, 1, 6))
+    assert matrices(res) == matrices(reference) and len(matrices(res)) == 4
 
 
 @requires_slurm
@@ -374,9 +420,8 @@ def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
         assert time.time() < deadline, 'the job never reached its second task'
         time.sleep(0.1)
     subprocess.run(['scancel', '--signal=USR1', '--batch', job], check=True)
-    requeue_and_release(job)
-    release(job)
-    wait_for(job)
+    restart_now(job)
+    assert wait_until_ended(job) == 'COMPLETED'
     out = ''.join(p.read_text() for p in (tmp_path / 'logs').glob('single_*.out'))
     assert 'interrupted: SIGUSR1 after' in out and '[run.sbatch] requeueing' in out
     assert 'Resuming from' in out
