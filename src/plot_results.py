@@ -46,21 +46,6 @@ CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_a
 # Loading
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-9' -> [0, ..., 9] (both ends included, as the original); '0,1,2' -> [0, 1, 2]; the forms may mix."""
-    seeds = []
-    for item in text.split(','):
-        low, _, high = item.partition('-')
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            raise utils.UserError(f"--seeds '{text}': use a range such as 0-9 or a list such as 0,1,2") from None
-        if last < first:
-            raise utils.UserError(f"--seeds '{text}': the range {item} is empty")
-        seeds.extend(range(first, last + 1))
-    return seeds
-
-
 def check_matrix(acc: np.ndarray, source: Path) -> np.ndarray:
     """acc as a float64 square matrix of accuracies in [0, 1], or a UserError naming the file."""
     acc = np.asarray(acc, dtype=np.float64)
@@ -575,7 +560,7 @@ def build_parser() -> utils.Parser:
     runs = utils.Parser(add_help=False)
     runs.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
     runs.add_argument('--approaches', required=True, help='comma-separated, e.g. random,joint,sgd,hat')
-    runs.add_argument('--seeds', default='0-9', help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
+    runs.add_argument('--seeds', type=utils.parse_seeds, default='0-9', help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
     runs.add_argument('--folders', default=str(utils.RESULTS_DIR),
                       help='comma-separated result folders (default: res/ at the repository root)')
 
@@ -609,7 +594,6 @@ def parse_args(argv: list[str] | None):
         for flag in ('approaches', 'folders'):
             if not getattr(args, flag):
                 raise utils.UserError(f'--{flag} is empty')
-        args.seeds = parse_seeds(args.seeds)
     if hasattr(args, 'size'):
         args.size = parse_size(args.size)
         if args.dpi < 1:

@@ -46,21 +46,6 @@ class Run:
     log: Path  # the run's stdout and stderr (local backend)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-4,7' -> [0, 1, 2, 3, 4, 7] (an argparse type: a malformed or empty range is refused at parsing)."""
-    seeds = []
-    for part in text.split(','):
-        first, _, last = part.partition('-')
-        try:
-            low, high = int(first), int(last or first)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}': use numbers and ranges, e.g. 0-9 or 0,3,5-7") from None
-        if high < low:
-            raise argparse.ArgumentTypeError(f"'{text}': the range {part} holds no seed (write it {high}-{low})")
-        seeds += range(low, high + 1)
-    return seeds
-
-
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
     """['lamb=0.1,0.25', 'smax=25'] -> [('lamb', ['0.1', '0.25']), ('smax', ['25'])]."""
     grid = []
@@ -332,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--experiments', required=True, help='comma-separated, e.g. cifar,mixture')
     p.add_argument('--approaches', required=True, help='comma-separated, e.g. hat,sgd,ewc')
-    p.add_argument('--seeds', type=parse_seeds, default='0-9',
+    p.add_argument('--seeds', type=utils.parse_seeds, default='0-9',
                    help="seeds, e.g. 0-9 or 0,3,5-7 (default: %(default)s, the original's 10 runs)")
     p.add_argument('--grid', action='append', default=[], metavar='FLAG=V1,V2,...',
                    help="an approach flag and its values, e.g. lamb=0.5,0.75; repeat for a product grid")

@@ -98,6 +98,22 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f'{message} (see --help)')
 
 
+def parse_seeds(text: str) -> list[int]:
+    """An argparse type: '0-4,7' -> [0, 1, 2, 3, 4, 7] (ranges include both ends, as the original's); a malformed or
+    empty range is refused when the flags are parsed."""
+    seeds = []
+    for part in text.split(','):
+        first, _, last = part.partition('-')
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}': use numbers and ranges, e.g. 0-9 or 0,3,5-7") from None
+        if high < low:
+            raise argparse.ArgumentTypeError(f"'{text}': the range {part} holds no seed (write it {high}-{low})")
+        seeds += range(low, high + 1)
+    return seeds
+
+
 def int_at_least(minimum: int):
     """An argparse type: a whole number of at least `minimum` (refused when the flags are parsed, as one line)."""
     def parse(text: str) -> int:

@@ -92,12 +92,13 @@ def test_confidence_interval_is_the_originals():
 
 
 def test_seeds():
-    assert plot_results.parse_seeds('0-9') == list(range(10))
-    assert plot_results.parse_seeds('0,1,2') == [0, 1, 2]
-    assert plot_results.parse_seeds('3') == [3]
+    argv = ['--experiment', 'e', '--approaches', 'hat', '--output', 'x.png', '--seeds']
+    assert plot_results.parse_args([*argv, '0-9']).seeds == list(range(10))
+    assert utils.parse_seeds('0,1,2') == [0, 1, 2] and utils.parse_seeds('3') == [3]
+    assert utils.parse_seeds('0-2,7,9-10') == [0, 1, 2, 7, 9, 10]
     for bad in ('a', '5-2', '1,,2'):
-        with pytest.raises(utils.UserError, match='--seeds'):
-            plot_results.parse_seeds(bad)
+        with pytest.raises(utils.UserError, match='argument --seeds'):
+            plot_results.parse_args([*argv, bad])
 
 
 def test_best_epoch_is_the_loops():
@@ -349,7 +350,7 @@ def test_command_line_errors(tmp_path):
     ({}, ['--approaches', 'random,joint'], 'nothing to plot besides'),
     ({}, ['--approaches', ','], '--approaches is empty'),
     ({}, ['--folders', ','], '--folders is empty'),
-    ({}, ['--seeds', '0-x'], "--seeds '0-x'"),
+    ({}, ['--seeds', '0-x'], "argument --seeds: '0-x': use numbers and ranges"),
     ({}, ['--size', '6'], "--size '6'"),
     ({}, ['--dpi', '0'], '--dpi must be at least 1'),
     ({}, ['--output', 'fig.xyz'], '--output fig.xyz: not a figure format matplotlib writes'),
