@@ -1,5 +1,7 @@
 """Progressive networks: the original's column widths and laterals, hand-checked, and their guarantee: what earlier
 tasks answer never changes."""
+import hashlib
+
 import pytest
 import torch
 
@@ -140,3 +142,34 @@ def test_earlier_tasks_outputs_bitwise_unchanged(module, shape):
             for u in range(t):
                 assert torch.equal(net(u, data[u]['test']['x']), outputs[u])
             outputs.append(net(t, data[t]['test']['x']))
+
+
+# Measured once on the original's networks/alexnet_progressive.py (run on CPU, one thread): from torch.manual_seed(0),
+# its parameters but the unused head adapters Vfl*, Ufl* (the digest of each one's bytes, sorted: the order of
+# registration does not count);
+# then, training mode, torch.manual_seed(2), its forward of 8 images drawn from torch.manual_seed(1) on task 2, whose
+# logits depend on every dropout mask drawn for columns 0, 1 and 2 and on which activation each one was applied to
+ORIGINAL_INIT_DIGEST = '5df66b14d3fe6612e3d08343d4c1f868f23bb76ec9afe7c844564edd22dfdef7'
+ORIGINAL_TASK2_LOGITS = [-0.136937, -0.069182, -0.207012, -0.223322, -0.041529, -0.251052, -0.198905, 0.035412,
+                         0.050966, -0.304584, -0.271958, -0.092622, -0.092645, -0.158502, -0.192543, -0.142234]
+
+
+def test_random_draws_are_the_originals():
+    """The order of random draws that bitwise parity with the original depends on: initial weights (the discarded
+    head adapters included) and the dropout masks of a training forward pass (the current column's first at conv1,
+    the earlier columns' first after it, their fc2 included)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = alexnet_progressive.Net([3, 32, 32], CIFAR)
+        digests = sorted(hashlib.sha256(p.detach().numpy().tobytes()).hexdigest() for p in net.parameters())
+        assert hashlib.sha256(''.join(digests).encode()).hexdigest() == ORIGINAL_INIT_DIGEST
+        torch.manual_seed(1)
+        x = torch.randn(8, 3, 32, 32)
+        net.train()
+        torch.manual_seed(2)
+        logits = net(2, x).detach().flatten()
+    finally:
+        torch.set_num_threads(threads)
+    assert logits.tolist() == pytest.approx(ORIGINAL_TASK2_LOGITS, abs=2e-6)

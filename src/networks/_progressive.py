@@ -8,7 +8,12 @@ Task t's forward pass is the original's, which differs from Rusu et al. in two w
   lines 98, 102, 108, 115, 121 apply conv*[j] / fc*[j] alone);
 - head t has no lateral input. The original declared head adapters (Vflscale, Vfl, Ufl, lines 86-88), but its
   forward(x, t) gives head t as last[t](h) (line 134), and only heads tid < t, never read, through them (line 131):
-  they reached no loss and no prediction, so they are not built here.
+  they reached no loss and no prediction, so they are not kept here. They are built and thrown away, since building
+  them draws from torch's generator: the next columns' initial weights are then the original's.
+
+The random draws are the original's, in its order, so that a seed gives the original's numbers: dropout draws column
+t's mask before the earlier columns' at the first layer (lines 94-97) and after them at every later one (lines
+100-122), the earlier columns' last layer included (line 121, whose output only the unused head adapters read).
 """
 from collections.abc import Callable
 
@@ -55,6 +60,11 @@ class ProgressiveNet(torch.nn.Module):
             if t > 0:
                 for name in self.layers[1:]:
                     self.lateral[name].append(Lateral(t, getattr(self, name)[t], makers[name]))
+                # The original's head adapters, drawn as it drew them (Embedding(1, t), then the two linear
+                # layers, lines 86-88) and discarded
+                torch.nn.Embedding(1, t)
+                torch.nn.Linear(t * head_width, head_width)
+                torch.nn.Linear(head_width, n)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """The input as every column reads it."""
@@ -68,15 +78,19 @@ class ProgressiveNet(torch.nn.Module):
         """Logits of task t's head: column t, fed by laterals from columns 0..t-1."""
         h = self.stem(x)
         earlier = [h] * t  # columns 0..t-1 at the current depth, each without its own laterals (the original's)
+        last = len(self.layers) - 1
         for l, name in enumerate(self.layers):
             column = getattr(self, name)
             pre = column[t](h)
+            if l == 0:  # column t's dropout first here, the earlier columns' first at every later layer
+                h = self.activation(l, pre)
             if t > 0 and l > 0:
                 pre = pre + self.lateral[name][t - 1](earlier)
-            # The earlier columns' last layer would feed only the head laterals, which do not exist
-            if l < len(self.layers) - 1:
+            # The earlier columns' last layer feeds nothing: it runs in training only, for its dropout draws
+            if l < last or self.training:
                 earlier = [self.activation(l, column[j](e)) for j, e in enumerate(earlier)]
-            h = self.activation(l, pre)
+            if l > 0:
+                h = self.activation(l, pre)
         return self.last[t](h)
 
     def train_column(self, t: int) -> None:
