@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from networks import alexnet, alexnet_hat, mlp, mlp_hat
+from networks import alexnet, alexnet_hat, mlp, mlp_hat, mlp_original
 
 TASKCLA = [(0, 2), (1, 20), (2, 5)]
 
@@ -19,6 +19,24 @@ def test_mlp_architecture():
     assert (net.drop1.p, net.drop2.p) == (0.2, 0.5)
     out = net(torch.randn(4, 1, 28, 28))
     assert [o.shape for o in out] == [(4, 2), (4, 20), (4, 5)]
+
+
+def test_mlp_original_architecture():
+    """The original code's mlp.py: 3 x 800, dropout 0.5 after each hidden layer and none on the input (p = 0 draws
+    nothing: the next draw is the one a network without input dropout would see)."""
+    net = mlp_original.Net([1, 28, 28], TASKCLA)
+    s = shapes(net)
+    assert list(s.values())[:6] == [(800, 784), (800,), (800, 800), (800,), (800, 800), (800,)]
+    assert [s[f'last.{t}.weight'] for t, _ in TASKCLA] == [(2, 800), (20, 800), (5, 800)]
+    assert (net.drop1.p, net.drop2.p) == (0.0, 0.5) and mlp_original.VARIANT is None
+    x = torch.randn(4, 1, 28, 28)
+    torch.manual_seed(3)
+    net.features(x)
+    after = torch.rand(1)
+    torch.manual_seed(3)
+    for name in net.hidden:  # three dropout draws, no more
+        torch.nn.functional.dropout(torch.empty(4, 800), 0.5)
+    assert torch.equal(torch.rand(1), after)
 
 
 def test_alexnet_architecture():
