@@ -161,21 +161,22 @@ def test_generations_paths_and_epochs():
 
 
 class Scripted(pathnet.Appr):
-    """PathNet whose fit() follows a script of (validation loss, whether the learning rate is divided), marking the
-    weights it leaves with that loss."""
+    """PathNet whose epochs follow a script of validation losses, marking the weights each epoch leaves with its
+    loss, and recording the path, the optimizer's learning rate and the weights each epoch starts from."""
 
     def __init__(self, *args, script):
         super().__init__(*args)
         self.script = iter(script)
         self.calls = []
 
-    def fit(self, t, train, valid, nepochs):
-        loss, decay = next(self.script)
-        self.calls.append({'path': self.path.copy(), 'lr': self.lr, 'start': self.model.last[t].bias[0].item()})
+    def epoch(self, t, e, lr, train, valid):
+        loss = next(self.script)
+        self.calls.append({'path': self.path.copy(), 'lr': self.optimizer.param_groups[0]['lr'],
+                           'start': self.model.last[t].bias[0].item()})
         with torch.no_grad():
             self.model.last[t].bias.fill_(loss)
-        self._get_optimizer(self.lr / self.lr_factor if decay else self.lr)
-        return loss
+        result = {'loss': loss, 'acc': 0.0}
+        return result, result, '', (0.0, 0.0)
 
 
 def make_scripted(script, **overrides):
@@ -184,30 +185,36 @@ def make_scripted(script, **overrides):
                     script=script)
 
 
-def test_tournament_keeps_the_best_weights_and_carries_learning_rates():
+def test_tournament_is_the_originals():
+    """pathnet.py:78-144: the best epoch of any path wins, each path carries its own patience, best loss and rate
+    across generations (a divided rate applies from its next turn), the next path starts where the last one ended,
+    and each generation ends on the winner's weights, the loser taking its rate."""
     utils.seed_everything(0)
-    # Losses exact in float32, as they mark the weights
-    appr = make_scripted([(1.0, True), (0.5, False), (0.75, False), (0.625, True), (0.25, False), (0.875, False)],
-                         nepochs=30, generations=3)
+    # Losses exact in float32, as they mark the weights; 2 generations x 2 paths x 2 epochs, patience 1
+    appr = make_scripted([1.0, 1.0, 0.5, 0.75, 0.625, 0.25, 0.875, 0.875], nepochs=4, generations=2,
+                         lr_patience=1)
     appr.train(0, make_tasks((1, 28, 28), 1, n=8))
     lr = 0.05
-    # Path 1 starts each generation at its own rate; after a generation both take the winner's
-    assert [c['lr'] for c in appr.calls] == [lr, lr, lr, lr, lr / 3, lr / 3]
-    # Each generation ends on the best weights so far: path 2's of generation 1 (0.5), then path 1's (0.25)
-    assert [c['start'] for c in appr.calls[1:]] == [1.0, 0.5, 0.75, 0.5, 0.25]
+    # Generation 1: both paths at lr, each divided once (1.0 after 1.0, 0.75 after 0.5); the loser (path 1) then
+    # takes the winner's lr / 3, so generation 2 runs both at lr / 3
+    assert [c['lr'] for c in appr.calls] == pytest.approx([lr] * 4 + [lr / 3] * 4)
+    # Each epoch starts from the last one's weights, a path from the previous path's last ones; a generation from
+    # the best so far: 0.5 (path 2, generation 1), then 0.25 (path 1, generation 2), which the task ends on
+    assert [c['start'] for c in appr.calls[1:]] == [1.0, 1.0, 0.5, 0.5, 0.625, 0.25, 0.875]
     assert bool((appr.model.last[0].bias == 0.25).all())
-    assert np.array_equal(appr.model.best_path[0].numpy(), appr.calls[4]['path'])
+    assert np.array_equal(appr.model.best_path[0].numpy(), appr.calls[5]['path'])
     assert appr.path is None and appr.lr == lr  # evaluation goes through the best path
     # Generation 2's path 1 is generation 1's winner, mutated
-    steps = (appr.calls[2]['path'] - appr.calls[1]['path']) % 16
+    steps = (appr.calls[4]['path'] - appr.calls[2]['path']) % 16
     assert set(steps.flatten().tolist()) <= {0, 1, 2, 14, 15}
 
 
 def test_task_ends_when_every_path_rate_is_below_lr_min():
     utils.seed_everything(0)
-    appr = make_scripted([(1.0, True)] * 10, nepochs=50, generations=5, lr_min=0.01)
+    appr = make_scripted([1.0] * 20, nepochs=50, generations=5, lr_min=0.01, lr_patience=1)
     appr.train(0, make_tasks((1, 28, 28), 1, n=8))
-    assert len(appr.calls) == 4  # 0.05 -> 0.0167 -> 0.0056 < 0.01 for both paths after generation 2
+    # Each path's turn: 1.0 (best), then 0.05 -> 0.0167 -> 0.0056 < 0.01, which ends it; then every rate is below
+    assert len(appr.calls) == 6
 
 
 @pytest.mark.parametrize('module,shape', [(mlp_pathnet, (1, 28, 28)), (alexnet_pathnet, (3, 32, 32))])

@@ -165,27 +165,13 @@ class Appr:
     def fit(self, t: int, train: tuple, valid: tuple, nepochs: int) -> float:
         """The patience loop on (x, y, task) sets as training_sets() gives them: restores the weights of the best
         validation loss and returns that loss. t is the task being learned (for the logs)."""
-        (x, y, task), (xv, yv, taskv) = train, valid
         best_loss = math.inf
         best_model = utils.get_model(self.model)
         lr = self.lr
         patience = self.lr_patience
         self.optimizer = self._get_optimizer(lr)
         for e in range(nepochs):
-            clock0 = time.time()
-            self.train_epoch(task, x, y)
-            self._sync()
-            clock1 = time.time()
-            on_train = self.evaluate(task, x, y)
-            clock2 = time.time()
-            on_valid = self.evaluate(taskv, xv, yv)
-            if not math.isfinite(on_train['loss']):
-                raise utils.UserError(f'training diverged: non-finite loss at task {t}, epoch {e + 1} (lr={lr:.1e}); '
-                                      f'try a smaller --lr')
-            ms_train, ms_eval = (1000 * self.sbatch * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
-                                                                                        (clock1, clock2)))
-            line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(on_train)} |'
-                    f' Valid: {_fmt(on_valid)} |')
+            on_train, on_valid, line, seconds = self.epoch(t, e, lr, train, valid)
             improved = on_valid['loss'] < best_loss
             if improved:
                 best_loss = on_valid['loss']
@@ -202,13 +188,39 @@ class Appr:
                     self._drop_graphs(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
             print(line)
             self.post_epoch(t, e, on_train, on_valid)
-            self.log.write(task=t, epoch=e + 1, lr=lr, best=improved, seconds_train=clock1 - clock0,
-                           seconds_eval=time.time() - clock1, **{'train_' + k: v for k, v in on_train.items()},
-                           **{'valid_' + k: v for k, v in on_valid.items()})
+            self.log_epoch(t, e, lr, improved, seconds, on_train, on_valid)
             if lr < self.lr_min:
                 break
         utils.set_model_(self.model, best_model)
         return best_loss
+
+    def epoch(self, t: int, e: int, lr: float, train: tuple, valid: tuple) -> tuple[dict, dict, str, tuple]:
+        """Epoch e of task t: train on the (x, y, task) training set, then evaluate on it and on the validation set.
+        Returns evaluate()'s results on both, the epoch's line of output (without the loop's marks) and the seconds
+        of training and of the evaluations; a non-finite loss stops the run."""
+        (x, y, task), (xv, yv, taskv) = train, valid
+        clock0 = time.time()
+        self.train_epoch(task, x, y)
+        self._sync()
+        clock1 = time.time()
+        on_train = self.evaluate(task, x, y)
+        clock2 = time.time()
+        on_valid = self.evaluate(taskv, xv, yv)
+        if not math.isfinite(on_train['loss']):
+            raise utils.UserError(f'training diverged: non-finite loss at task {t}, epoch {e + 1} (lr={lr:.1e}); '
+                                  f'try a smaller --lr')
+        ms_train, ms_eval = (1000 * self.sbatch * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
+                                                                                    (clock1, clock2)))
+        line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(on_train)} |'
+                f' Valid: {_fmt(on_valid)} |')
+        return on_train, on_valid, line, (clock1 - clock0, time.time() - clock1)
+
+    def log_epoch(self, t: int, e: int, lr: float, improved: bool, seconds: tuple, on_train: dict, on_valid: dict,
+                  **fields) -> None:
+        """The epoch's record in the JSON-lines log (fields: any the approach adds)."""
+        self.log.write(task=t, epoch=e + 1, lr=lr, best=improved, seconds_train=seconds[0], seconds_eval=seconds[1],
+                       **{'train_' + k: v for k, v in on_train.items()},
+                       **{'valid_' + k: v for k, v in on_valid.items()}, **fields)
 
     def train_epoch(self, task, x: torch.Tensor, y: torch.Tensor) -> None:
         """One pass over the training set in minibatches, reshuffled by numpy's global generator (as the original)."""

@@ -1,26 +1,24 @@
 """PathNet (Fernando et al., 2017, https://arxiv.org/abs/1701.08734), as the original code's baseline
 (src/approaches/pathnet.py), on a network from networks/*_pathnet.py.
 
-Per task t:
-  pre_train   modules on no earlier task's best path go back to their initial weights (pathnet.py:50-58);
+Per task t, as the original's train() (pathnet.py:46-152), draw for draw:
+  pre_train   modules on no earlier task's best path go back to their initial weights (lines 50-58);
   paths       P = 2 random paths, N distinct modules per layer (lines 61-72), drawn with numpy's global generator;
-  generations each trains every path in turn with the shared patience loop, fit(), for nepochs // generations epochs
-              (line 31), only its modules that no earlier best path holds and head t being trainable (line 86); the
-              path of the lowest validation loss so far wins, the weights of that loss are restored (lines 105-110,
-              129), and the loser becomes the winner's path with each entry moved by a step in [-2, 2] (mod M) with
-              probability 1 / (N * L) (lines 134-144). Each path keeps its learning rate across generations, the
-              loser taking the winner's (line 138); a task ends after the last generation or when every path's
-              rate is below lr_min (line 80);
+  generations each trains every path in turn for nepochs // generations epochs (line 31), only its modules that no
+              earlier best path holds being trainable (line 86), with an optimizer built at the path's learning rate
+              (line 89). After every epoch, the lowest validation loss so far over all paths marks the winner and
+              its weights (lines 105-110); each path keeps its own best loss, patience and learning rate across
+              generations, divided by lr_factor after lr_patience epochs without improvement, which applies from
+              its next turn, and a path whose rate falls below lr_min ends its turn (lines 113-125). After each
+              generation the winner's weights are restored (line 129) and the loser becomes the winner's path with
+              each entry moved by a step in [-2, 2] (mod M) with probability 1 / (N * L), taking the winner's rate,
+              a fresh patience and best loss (lines 134-144); a task ends after the last generation or when every
+              path's rate is below lr_min (line 80);
   best path   the winner's path is stored in the network (line 150) and is frozen from then on: task t's logits go
               through it and head t only, so they never change.
 
-Where this differs from the original, because each turn of a path is one call of the shared loop, fit(): a path's
-patience count and best validation loss restart at each turn (the original carried the winner's over, lines 113-125,
-and reset the loser's, lines 136-139); a divided learning rate applies at once (the original's optimizer kept the old
-rate until the path's next turn, lines 89 and 117-125); a turn ends on its best weights, so the next path starts from
-them rather than from the last ones (each generation still ends on the best weights so far). With fewer --nepochs
-than --generations, nepochs generations of one epoch are run, where the original trained nothing (nepochs //
-generations = 0).
+One difference: with fewer --nepochs than --generations, nepochs generations of one epoch are run, where the original
+trained nothing (nepochs // generations = 0).
 """
 import math
 
@@ -54,15 +52,8 @@ class Appr(_base.Appr):
         if args.generations < 1:
             raise utils.UserError('--generations must be at least 1')
         self.generations = args.generations
-        self.lr_start = self.lr
         self.initial_model = utils.get_model(model)
         self.path = None  # the path being trained, (L, N); None: each task's best path
-
-    def _get_optimizer(self, lr=None):
-        # fit() asks for an optimizer at every new learning rate: the last one asked for is the path's rate, which
-        # it carries to its next generation
-        self.path_lr = self.lr if lr is None else lr
-        return super()._get_optimizer(lr)
 
     @torch.no_grad()
     def pre_train(self, t: int) -> None:
@@ -110,9 +101,9 @@ class Appr(_base.Appr):
         paths = self.sample_paths()
         generations = min(self.generations, self.nepochs)
         epochs = self.nepochs // generations
-        lrs = [self.lr_start] * self.P
+        # Each path's learning rate, patience and best validation loss, carried across generations
+        lrs, patience, best = [self.lr] * self.P, [self.lr_patience] * self.P, [math.inf] * self.P
         best_loss, best_model, winner = math.inf, utils.get_model(self.model), 0
-        log = self.log
         for g in range(generations):
             if max(lrs) < self.lr_min:
                 break
@@ -122,31 +113,37 @@ class Appr(_base.Appr):
                 print(f'| Generation {g + 1:3d} | Path {p + 1:3d}: {paths[p].tolist()} |')
                 self.path = paths[p]
                 self.model.train_path(t, paths[p])
-                self.lr = lrs[p]  # fit() starts from self.lr
-                self.log = _Tagged(log, generation=g + 1, path=p + 1)
-                loss = self.fit(t, train, valid, epochs)
-                lrs[p] = self.path_lr
-                if loss < best_loss:
-                    best_loss, best_model, winner = loss, utils.get_model(self.model), p
+                self.optimizer = self._get_optimizer(lrs[p])  # for the whole turn, whatever happens to lrs[p]
+                for e in range(epochs):
+                    on_train, on_valid, line, seconds = self.epoch(t, e, lrs[p], train, valid)
+                    if on_valid['loss'] < best_loss:
+                        best_loss, best_model, winner = on_valid['loss'], utils.get_model(self.model), p
+                        line += ' B'
+                    improved = on_valid['loss'] < best[p]
+                    if improved:
+                        best[p], patience[p] = on_valid['loss'], self.lr_patience
+                        line += ' *'
+                    else:
+                        patience[p] -= 1
+                        if patience[p] <= 0:
+                            lrs[p] /= self.lr_factor
+                            line += f' lr={lrs[p]:.1e}'
+                            if lrs[p] >= self.lr_min:
+                                patience[p] = self.lr_patience
+                    print(line)
+                    self.log_epoch(t, e, lrs[p], improved, seconds, on_train, on_valid, generation=g + 1, path=p + 1)
+                    if lrs[p] < self.lr_min:
+                        break
             utils.set_model_(self.model, best_model)
             print(f'| Winning path: {winner + 1:3d} | Best loss: {best_loss:.3f} |')
             self.mutate(paths, winner)
-            lrs = [lrs[winner]] * self.P
-        self.log, self.lr, self.path = log, self.lr_start, None
+            for p in range(self.P):
+                if p != winner:
+                    lrs[p], patience[p], best[p] = lrs[winner], self.lr_patience, math.inf
+        self.path = None
         self.model.best_path[t] = torch.from_numpy(paths[winner])
         print('Best path:', paths[winner].tolist())
         self.post_train(t, data)
 
     def post_train(self, t: int, data) -> None:
         self.model.freeze()
-
-
-class _Tagged:
-    """An epoch log whose records also carry fixed fields (the generation and the path being trained)."""
-
-    def __init__(self, log: utils.EpochLog, **fields):
-        self.log = log
-        self.fields = fields
-
-    def write(self, **record) -> None:
-        self.log.write(**record, **self.fields)
