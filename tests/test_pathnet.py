@@ -1,5 +1,7 @@
 """PathNet: the original's modules (hand-checked), path sampling, tournament and freezing, and its guarantee: what
 earlier tasks answer never changes."""
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -244,3 +246,32 @@ def test_best_path_frozen_and_earlier_outputs_bitwise_unchanged(module, shape):
     with torch.no_grad():
         assert torch.equal(net(0, x), output)
     assert net.best_path[1].min() >= 0
+
+
+# Measured once on the original's networks/alexnet_pathnet.py (CPU, one thread): from torch.manual_seed(0), the
+# digest of its parameters (each one's bytes, sorted); then, training mode, torch.manual_seed(2), its logits on task 3
+# through PATH for 8 images drawn from torch.manual_seed(1), which depend on every dropout mask and the order of the sum
+ORIGINAL_INIT_DIGEST = '3c190706390730729175f3efeae098a363ce6fd97cd6b9fab0d7dbbbf99c4c99'
+PATH = [[0, 5, 15], [3, 3, 7], [1, 2, 9], [14, 0, 6], [11, 12, 4]]
+ORIGINAL_TASK3_LOGITS = [-1.453942, -2.982506, 0.871429, 1.04556, 2.44352, -1.078658, 0.871167, 0.525265, -0.564377,
+                         -2.47516, -3.521035, -3.127579, 0.733177, 3.245274, -2.395457, -1.527863]
+
+
+def test_random_draws_are_the_originals():
+    """The order of random draws that bitwise parity with the original depends on: initial weights, module index by
+    module index, and the dropout masks of a training forward pass through a path (a module held twice included)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = alexnet_pathnet.Net([3, 32, 32], CIFAR)
+        digests = sorted(hashlib.sha256(p.detach().numpy().tobytes()).hexdigest() for p in net.parameters())
+        assert hashlib.sha256(''.join(digests).encode()).hexdigest() == ORIGINAL_INIT_DIGEST
+        torch.manual_seed(1)
+        x = torch.randn(8, 3, 32, 32)
+        net.train()
+        torch.manual_seed(2)
+        logits = net(3, x, torch.tensor(PATH)).detach().flatten()
+    finally:
+        torch.set_num_threads(threads)
+    assert logits.tolist() == pytest.approx(ORIGINAL_TASK3_LOGITS, abs=2e-6)
