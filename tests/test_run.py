@@ -158,7 +158,7 @@ OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:
     (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['(sgd): takes no values']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
     (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_hat, mlp_hat), not alexnet']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, mlp), not alexnet_hat']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, mlp, mlp_original), not alexnet_hat']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["invalid int value: 'ten'"]),
     (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['--nepochs must be at least 1']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
