@@ -560,7 +560,8 @@ def build_parser() -> utils.Parser:
     runs = utils.Parser(add_help=False)
     runs.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
     runs.add_argument('--approaches', required=True, help='comma-separated, e.g. random,joint,sgd,hat')
-    runs.add_argument('--seeds', type=utils.parse_seeds, default='0-9', help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
+    runs.add_argument('--seeds', type=utils.parse_seeds, default='0-9',
+                      help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
     runs.add_argument('--folders', default=str(utils.RESULTS_DIR),
                       help='comma-separated result folders (default: res/ at the repository root)')
 

@@ -43,7 +43,7 @@ class Run:
     """One run.py command of the sweep."""
     argv: list[str]
     output: Path
-    log: Path  # the run's stdout and stderr (local backend)
+    log: Path  # the run's stdout and stderr
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -252,15 +252,14 @@ def packs(runs: list[Run], per_task: int) -> list[list[Run]]:
     return [runs[i:i + per_task] for i in range(0, len(runs), per_task)]
 
 
-def write_array(runs: list[Run], args) -> Path:
-    """A Slurm job array script, each array task running --runs-per-task runs at once, and the file of the runs
-    beside it: one per line, its output file then its run.py arguments (what scripts/run.sbatch reads)."""
+def write_array(runs: list[Run], ntasks: int, args) -> Path:
+    """A Slurm job array script of ntasks array tasks, each running --runs-per-task runs at once, and the file of the
+    runs beside it: one per line, its output file then its run.py arguments (what scripts/run.sbatch reads)."""
     folder = args.logs_dir / 'slurm'
     folder.mkdir(parents=True, exist_ok=True)
     name = args.job_name
     commands = folder / f'{name}.runs'
     commands.write_text(''.join(shlex.join([str(r.log), *r.argv]) + '\n' for r in runs))
-    ntasks = len(packs(runs, args.runs_per_task))
     options = [f'--job-name={name}', f'--array=0-{ntasks - 1}%{args.max_parallel}',
                f'--output={folder}/{name}_%A_%a.out', '--open-mode=append', '--requeue',
                f'--signal=B:USR1@{args.signal_seconds}', f'--time={args.time}', f'--mem={args.mem}',
@@ -287,8 +286,9 @@ def write_array(runs: list[Run], args) -> Path:
 
 def run_slurm(runs: list[Run], args) -> None:
     """Write the job array and submit it (unless --write-only, which shows which runs each array task holds)."""
-    script = write_array(runs, args)
-    ntasks = len(packs(runs, args.runs_per_task))
+    tasks = packs(runs, args.runs_per_task)
+    ntasks = len(tasks)
+    script = write_array(runs, ntasks, args)
     if args.runs_per_task > len(runs):
         print(f'note: --runs-per-task {args.runs_per_task} with {len(runs)} runs: one array task runs all {len(runs)}')
     if args.mps and shutil.which(MPS_CONTROL) is None:
@@ -296,7 +296,7 @@ def run_slurm(runs: list[Run], args) -> None:
               f'runs without it otherwise (its output says which)')
     if args.write_only:
         if args.runs_per_task > 1:
-            for i, pack in enumerate(packs(runs, args.runs_per_task)):
+            for i, pack in enumerate(tasks):
                 print(f"  array task {i}: {', '.join(r.output.name for r in pack)}")
         print(f'Wrote {script} ({ntasks} array tasks for {len(runs)} runs); submit it with: sbatch {script}')
         return

@@ -43,8 +43,8 @@ def test_module_choices():
                           'progressive', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
     assert EXPERIMENTS == ['cifar', 'mixture', 'mnist2', 'pmnist', 'split_fmnist', 'split_mnist']
     assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'alexnet_lfl', 'alexnet_pathnet',
-                                                'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl', 'mlp_original', 'mlp_pathnet',
-                                                'mlp_progressive']
+                                                'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl', 'mlp_original',
+                                                'mlp_pathnet', 'mlp_progressive']
 
 
 @pytest.mark.parametrize('approach,experiment', RUNS)

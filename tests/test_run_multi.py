@@ -128,7 +128,8 @@ def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
     assert 'nvidia-cuda-mps-control is not installed here' in capsys.readouterr().out
     refusing = tmp_path / 'refusing'
     refusing.mkdir()
-    (refusing / 'nvidia-cuda-mps-control').write_text('#!/bin/bash\necho "An instance is already running" >&2\nexit 1\n')
+    (refusing / 'nvidia-cuda-mps-control').write_text('#!/bin/bash\n'
+                                                      'echo "An instance is already running" >&2\nexit 1\n')
     (refusing / 'nvidia-cuda-mps-control').chmod(0o755)
     monkeypatch.setenv('PATH', str(refusing))
     with run_multi.MPSDaemons(['0']) as mps:
