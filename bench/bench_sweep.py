@@ -175,9 +175,9 @@ def write_data(data_dir: Path, train_per_class: tuple[int, int], test_per_class:
         cifar.get(data_dir)
 
 
-def free_gpu_mib() -> int | None:
-    """GPU 0's free memory as nvidia-smi reports it (None without nvidia-smi)."""
-    rows = nvidia_smi('memory.free', 'gpu')
+def gpu_mib(query: str) -> int | None:
+    """GPU 0's memory.free or memory.used in MiB, as nvidia-smi reports it (None without nvidia-smi)."""
+    rows = nvidia_smi(query, 'gpu')
     try:
         return int(rows[0][0])
     except (IndexError, ValueError):
@@ -207,7 +207,7 @@ class MemorySampler:
 
     def __enter__(self):
         if self._thread is not None:
-            self.used_before = self._used()
+            self.used_before = gpu_mib('memory.used')
             self._thread.start()
         return self
 
@@ -215,14 +215,6 @@ class MemorySampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-
-    @staticmethod
-    def _used() -> int | None:
-        rows = nvidia_smi('memory.used', 'gpu')
-        try:
-            return int(rows[0][0])
-        except (IndexError, ValueError):
-            return None
 
     def _sample(self) -> None:
         """Read until stopped."""
@@ -234,7 +226,7 @@ class MemorySampler:
                     continue
                 if pid != os.getpid():
                     self.peaks[pid] = max(self.peaks.get(pid, 0), mib)
-            used = self._used()
+            used = gpu_mib('memory.used')
             if used is not None:
                 self.used_peak = max(self.used_peak or 0, used)
             self._stop.wait(SAMPLE_S)
@@ -511,7 +503,7 @@ def main() -> None:
         report(f'data: CIFAR fixture, {per_task[0]} and {per_task[1]} training images per CIFAR-10 and CIFAR-100 task '
                f'(10% of them validation), cache built in {time.perf_counter() - start:.1f} s; every run: '
                f'--experiment {EXPERIMENT} {" ".join(run_flags)}')
-        free = free_gpu_mib() if gpu else None
+        free = gpu_mib('memory.free') if gpu else None
         report.header(f'Sweeps through run_multi.py, {len(configs)} configurations in order of importance')
         for i, config in enumerate(configs):
             baseline = baselines.setdefault(config.approach, config.name)
