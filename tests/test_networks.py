@@ -34,7 +34,7 @@ def test_mlp_original_architecture():
     net.features(x)
     after = torch.rand(1)
     torch.manual_seed(3)
-    for name in net.hidden:  # three dropout draws, no more
+    for name in net.layers:  # three dropout draws, no more
         torch.nn.functional.dropout(torch.empty(4, 800), 0.5)
     assert torch.equal(torch.rand(1), after)
 
@@ -51,14 +51,19 @@ def test_alexnet_architecture():
     assert [o.shape for o in out] == [(4, 2), (4, 20), (4, 5)]
 
 
-@pytest.mark.parametrize('module,inputsize,plain', [(mlp_hat, [1, 28, 28], mlp), (alexnet_hat, [3, 32, 32], alexnet)])
-def test_hat_networks_are_the_plain_ones_plus_gates(module, inputsize, plain):
+@pytest.mark.parametrize('module,inputsize,plain,gated', [
+    (mlp_hat, [1, 28, 28], mlp, ['fc1', 'fc2']),
+    (alexnet_hat, [3, 32, 32], alexnet, ['c1', 'c2', 'c3', 'fc1', 'fc2'])])
+def test_hat_networks_are_the_plain_ones_plus_gates(module, inputsize, plain, gated):
+    """The original's layer and embedding names (state_dict keys), and the plain network's shapes."""
     net = module.Net(inputsize, TASKCLA)
-    gated = {k: v for k, v in shapes(net).items() if not k.startswith('e')}
-    assert sorted(gated.values()) == sorted(shapes(plain.Net(inputsize, TASKCLA)).values())
-    for name in net.gated:
-        units = getattr(net, name).weight.shape[0]
-        assert getattr(net, 'e' + name).weight.shape == (len(TASKCLA), units)
+    s = shapes(net)
+    assert net.gated == gated
+    layers = {k: v for k, v in s.items() if not k.startswith('e')}
+    assert sorted(layers.values()) == sorted(shapes(plain.Net(inputsize, TASKCLA)).values())
+    assert [k for k in s if k.startswith('e')] == [f'e{name}.weight' for name in gated]
+    for name, emb in zip(gated, net.embeddings()):
+        assert s[f'e{name}.weight'] == emb.weight.shape == (len(TASKCLA), s[f'{name}.weight'][0])
     out, masks = net(1, torch.randn(3, *inputsize), s=400)
     assert [o.shape for o in out] == [(3, 2), (3, 20), (3, 5)]
     assert [m.shape for m in masks] == [(1, getattr(net, n).weight.shape[0]) for n in net.gated]

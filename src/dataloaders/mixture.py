@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dataloaders import cifar
 from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, read_cifar,
                                  source_files, split_valid, task_order, taskcla_of)
 from utils import UserError, first_line
@@ -195,12 +196,11 @@ def _unpickle(path: Path, ds: DataSet) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f'{ds.name}: cannot read {path} ({first_line(e)}); put an intact copy there') from None
 
 
-# The original's task ids 0-7, names, class counts, means and stds (MNIST's and Fashion-MNIST's computed with the
-# padding, which the original pads with black before normalising)
-CIFAR_MEAN, CIFAR_STD = [x / 255 for x in (125.3, 123.0, 113.9)], [x / 255 for x in (63.0, 62.1, 66.7)]
+# The original's task ids 0-7, names, class counts, means and stds (CIFAR's those of cifar.py, MNIST's and
+# Fashion-MNIST's computed with the padding, which the original pads with black before normalising)
 DATASETS = (
-    Torchvision('cifar10', 10, 3, CIFAR_MEAN, CIFAR_STD, 'CIFAR10'),
-    Torchvision('cifar100', 100, 3, CIFAR_MEAN, CIFAR_STD, 'CIFAR100'),
+    Torchvision('cifar10', 10, 3, cifar.MEAN, cifar.STD, 'CIFAR10'),
+    Torchvision('cifar100', 100, 3, cifar.MEAN, cifar.STD, 'CIFAR100'),
     Torchvision('mnist', 10, 1, (0.1,), (0.2752,), 'MNIST', pad=2),
     SVHN('svhn', 10, 3, (0.4377, 0.4438, 0.4728), (0.198, 0.201, 0.197)),
     Torchvision('fashion-mnist', 10, 1, (0.2190,), (0.3318,), 'FashionMNIST', pad=2),

@@ -8,16 +8,21 @@ class HatNet(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.gated = []
+        self.gated = []  # the gated layers' names, in forward order
+
+    @staticmethod
+    def embedding_name(layer: str) -> str:
+        """The attribute, hence the state_dict key, of the task embedding of `layer`: the original's 'e' + layer."""
+        return 'e' + layer
 
     def add_gate(self, layer: str, units: int) -> None:
-        """Create the task embedding of `layer`, named 'e' + layer (the original's convention)."""
+        """Create the task embedding of `layer`, one row of `units` values per task."""
         self.gated.append(layer)
-        setattr(self, 'e' + layer, torch.nn.Embedding(len(self.taskcla), units))
+        setattr(self, self.embedding_name(layer), torch.nn.Embedding(len(self.taskcla), units))
 
     def embeddings(self) -> list[torch.nn.Embedding]:
         """The task embeddings, one per gated layer, in forward order."""
-        return [getattr(self, 'e' + name) for name in self.gated]
+        return [getattr(self, self.embedding_name(layer)) for layer in self.gated]
 
     def mask(self, t: int, s: float = 1) -> list[torch.Tensor]:
         """Gates sigmoid(s * e_l[t]) of every gated layer, each of shape (1, units)."""

@@ -3,21 +3,21 @@ N modules per layer, whose activations are summed, and every task has its own li
 (Fernando et al., 2017, https://arxiv.org/abs/1701.08734, as the original's src/networks/alexnet_pathnet.py builds
 it, written once for any stack of layers). The best path of each task is a buffer, so it travels with the weights.
 """
-from collections.abc import Callable
-
 import torch
 
+from networks._common import LayerStack, Makers, heads
 
-class PathNet(torch.nn.Module):
-    """Base of the PathNet networks. Subclasses set self.taskcla, call build(), and define stem(x) (what the first
-    layer's modules read) and activation(l, h) (what follows each module of layer l, before the sum)."""
+
+class PathNet(LayerStack):
+    """Base of the PathNet networks. Subclasses set self.taskcla and call build(); each module of layer l is followed
+    by activation(l, h) before the modules' outputs are summed, and the first layer's modules read stem(x)."""
 
     def __init__(self, M: int, N: int):
         super().__init__()
         self.M = M  # modules per layer
         self.N = N  # modules of a layer on one path
 
-    def build(self, makers: dict[str, Callable[[], torch.nn.Module]], head_width: int) -> None:
+    def build(self, makers: Makers, head_width: int) -> None:
         """Create the M modules of every layer from one maker per layer (in forward order), module index by module
         index as the original (alexnet_pathnet.py:62-74), then one head per task (lines 76-77)."""
         self.layers = list(makers)
@@ -26,20 +26,12 @@ class PathNet(torch.nn.Module):
         for _ in range(self.M):
             for name, make in makers.items():
                 getattr(self, name).append(make())
-        self.last = torch.nn.ModuleList(torch.nn.Linear(head_width, n) for _, n in self.taskcla)
+        self.last = heads(self.taskcla, head_width)
         # -1 until task t is learned (line 35): (tasks, L, N) module indices
         self.register_buffer('best_path', torch.full((len(self.taskcla), len(self.layers), self.N), -1,
                                                      dtype=torch.long))
 
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """The input as the first layer's modules read it."""
-        raise NotImplementedError
-
-    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        """What follows each module of layer l, before the modules' outputs are summed."""
-        raise NotImplementedError
-
-    def forward(self, t: int, x: torch.Tensor, path=None) -> torch.Tensor:
+    def forward(self, t: int, x: torch.Tensor, path: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of task t's head through `path` ((L, N) module indices), by default task t's best path."""
         path = (self.best_path[t] if path is None else path).tolist()
         h = self.stem(x)
@@ -53,7 +45,7 @@ class PathNet(torch.nn.Module):
         """Per layer, the modules on the best paths of tasks 0..t-1."""
         return [set(self.best_path[:t, l].flatten().tolist()) for l in range(len(self.layers))]
 
-    def train_path(self, t: int, path) -> None:
+    def train_path(self, t: int, path: torch.Tensor) -> None:
         """Make the modules of `path` that no earlier task's best path holds, and head t, the only trainable
         parameters (the original's unfreeze_path, lines 115-130)."""
         self.freeze()
@@ -61,9 +53,3 @@ class PathNet(torch.nn.Module):
             for k in set(modules) - taken:
                 getattr(self, name)[k].requires_grad_(True)
         self.last[t].requires_grad_(True)
-
-    def freeze(self) -> None:
-        """Fix every parameter, dropping gradients left from training (clip_grad_norm_ would still count them)."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-            p.grad = None

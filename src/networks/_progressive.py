@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from networks._common import LayerStack, Makers
+
 
 class Lateral(torch.nn.Module):
     """Adapter from columns 0..t-1 into one layer of column t: U(relu(V(concat_j(alpha_j * h_j)))), added to that
@@ -41,11 +43,11 @@ class Lateral(torch.nn.Module):
         return self.U(torch.relu(self.V(torch.cat([a * h for a, h in zip(self.scale, hs)], 1))))
 
 
-class ProgressiveNet(torch.nn.Module):
-    """Base of the progressive networks. Subclasses set self.taskcla, call build(), and define stem(x) (what every
-    column reads) and activation(l, h) (what follows layer l: non-linearity, dropout, pooling, flattening)."""
+class ProgressiveNet(LayerStack):
+    """Base of the progressive networks. Subclasses set self.taskcla and call build(); every column reads stem(x), and
+    activation(l, h) follows layer l's pre-activation, laterals included."""
 
-    def build(self, makers: dict[str, Callable[[], torch.nn.Module]], head_width: int) -> None:
+    def build(self, makers: Makers, head_width: int) -> None:
         """Create the columns from one maker per layer (each call gives a fresh layer of one column, in forward
         order), their heads and their laterals, task by task in the original's order (lines 53-88)."""
         self.layers = list(makers)
@@ -65,14 +67,6 @@ class ProgressiveNet(torch.nn.Module):
                 torch.nn.Embedding(1, t)
                 torch.nn.Linear(t * head_width, head_width)
                 torch.nn.Linear(head_width, n)
-
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """The input as every column reads it."""
-        raise NotImplementedError
-
-    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        """What follows layer l's (laterals included) pre-activation."""
-        raise NotImplementedError
 
     def forward(self, t: int, x: torch.Tensor) -> torch.Tensor:
         """Logits of task t's head: column t, fed by laterals from columns 0..t-1."""
@@ -102,9 +96,3 @@ class ProgressiveNet(torch.nn.Module):
             modules += [self.lateral[name][t - 1] for name in self.layers[1:]]
         for module in modules:
             module.requires_grad_(True)
-
-    def freeze(self) -> None:
-        """Fix every parameter, dropping gradients left from training (clip_grad_norm_ would still count them)."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-            p.grad = None

@@ -1,22 +1,14 @@
 """AlexNet-like network of the paper: 3 conv layers (64, 128, 256 filters; kernels size//8, size//10, 2), each with
 ReLU, dropout (0.2, 0.2, 0.5) and 2x2 max-pooling, then 2 fully connected layers of 2048 units with dropout 0.5."""
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 
-from utils import compute_conv_output_size
+from networks._common import Makers, PlainNet, compute_conv_output_size
 
 VARIANT = None  # the approaches it serves: their Appr.network_variant
-
-
-def conv_stack(inputsize) -> tuple[list[torch.nn.Conv2d], int]:
-    """The three convolutions and the spatial size of their pooled output, from the input size (C, H, W)."""
-    ncha, size, _ = inputsize
-    convs, channels, s = [], ncha, size
-    for filters, kernel in ((64, size // 8), (128, size // 10), (256, 2)):
-        convs.append(torch.nn.Conv2d(channels, filters, kernel_size=kernel))
-        s = compute_conv_output_size(s, kernel) // 2
-        channels = filters
-    return convs, s
+LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')  # the layers' names here, hence their state_dict keys
 
 
 class MaxPool2d(torch.nn.MaxPool2d):
@@ -49,65 +41,50 @@ class _PoolViaChannelsLast(torch.autograd.Function):
                                                                indices)
 
 
-class WidthScaled:
-    """What the progressive columns and the pathnet modules share: alexnet.py's five layers with scaled widths (same
-    kernels, ReLU, dropout, 2x2 max-pooling), for a network whose build() takes {layer name: module maker}."""
+class AlexNetLayers:
+    """alexnet.py's five layers and the ReLU, dropout and 2x2 max-pooling that follow them, for a network that creates
+    the layers from {layer name: module maker}: the plain and HAT networks at full width, the progressive columns and
+    the pathnet modules scaled."""
 
-    def scaled_layers(self, inputsize, width) -> tuple[dict, int]:
-        """Makers of the five layers, each width w (64, 128, 256, 2048, 2048) becoming width(w), and fc2's width."""
-        ncha = inputsize[0]
-        with torch.device('meta'):  # alexnet.py's kernels and pooled size, without memory or random draws
-            convs, self.smid = conv_stack(inputsize)
-        k1, k2, k3 = (c.kernel_size for c in convs)
-        c1, c2, c3 = (width(c.out_channels) for c in convs)
-        f1 = f2 = width(2048)
+    def layer_makers(self, inputsize: Sequence[int], names: Sequence[str] = LAYERS,
+                     width: Callable[[int], int] = lambda w: w) -> tuple[Makers, int]:
+        """Makers of the five layers, named `names`, width w (64, 128, 256, 2048, 2048) made width(w); fc2's width."""
+        ncha, size, _ = inputsize
+        k1, k2, k3 = size // 8, size // 10, 2
+        self.smid = size  # the spatial size of conv3's pooled output
+        for kernel in (k1, k2, k3):
+            self.smid = compute_conv_output_size(self.smid, kernel) // 2
+        c1, c2, c3, f1, f2 = (width(w) for w in (64, 128, 256, 2048, 2048))
         self.maxpool = MaxPool2d()
         self.relu = torch.nn.ReLU()
         self.drop1 = torch.nn.Dropout(0.2)
         self.drop2 = torch.nn.Dropout(0.5)
-        return {'conv1': lambda: torch.nn.Conv2d(ncha, c1, k1),
-                'conv2': lambda: torch.nn.Conv2d(c1, c2, k2),
-                'conv3': lambda: torch.nn.Conv2d(c2, c3, k3),
-                'fc1': lambda: torch.nn.Linear(c3 * self.smid * self.smid, f1),
-                'fc2': lambda: torch.nn.Linear(f1, f2)}, f2
+        makers = (lambda: torch.nn.Conv2d(ncha, c1, k1),
+                  lambda: torch.nn.Conv2d(c1, c2, k2),
+                  lambda: torch.nn.Conv2d(c2, c3, k3),
+                  lambda: torch.nn.Linear(c3 * self.smid * self.smid, f1),
+                  lambda: torch.nn.Linear(f1, f2))
+        return dict(zip(names, makers, strict=True)), f2
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """The image, as the first layer reads it."""
         return x
 
-    def activation(self, l: int, h: torch.Tensor) -> torch.Tensor:
-        """ReLU, dropout and, after a convolution, 2x2 max-pooling; flattened before the first linear layer."""
-        if l < 3:
-            h = self.maxpool((self.drop1 if l < 2 else self.drop2)(self.relu(h)))
-            return h.flatten(1) if l == 2 else h  # (B, C*smid*smid) after conv3; a sum of modules commutes with it
-        return self.drop2(self.relu(h))
+    def activation(self, l: int, h: torch.Tensor, drop: bool = True) -> torch.Tensor:
+        """ReLU, dropout unless drop is False, and after a convolution 2x2 max-pooling (flattened after conv3)."""
+        h = self.relu(h)
+        if drop:
+            h = (self.drop1 if l < 2 else self.drop2)(h)
+        if l >= 3:
+            return h
+        h = self.maxpool(h)
+        return h.flatten(1) if l == 2 else h  # (B, C*smid*smid) after conv3; a sum of PathNet modules commutes with it
 
 
-class Net(torch.nn.Module):
+class Net(AlexNetLayers, PlainNet):
     """AlexNet-like network with one linear head per task."""
 
-    def __init__(self, inputsize, taskcla):
+    def __init__(self, inputsize: Sequence[int], taskcla: list[tuple[int, int]]):
         super().__init__()
         self.taskcla = taskcla
-        (self.conv1, self.conv2, self.conv3), self.smid = conv_stack(inputsize)
-        self.maxpool = MaxPool2d()
-        self.relu = torch.nn.ReLU()
-        self.drop1 = torch.nn.Dropout(0.2)
-        self.drop2 = torch.nn.Dropout(0.5)
-        self.fc1 = torch.nn.Linear(256 * self.smid * self.smid, 2048)
-        self.fc2 = torch.nn.Linear(2048, 2048)
-        self.last = torch.nn.ModuleList(torch.nn.Linear(2048, n) for _, n in taskcla)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer's activations."""
-        h = self.maxpool(self.drop1(self.relu(self.conv1(x))))
-        h = self.maxpool(self.drop1(self.relu(self.conv2(h))))
-        h = self.maxpool(self.drop2(self.relu(self.conv3(h))))
-        h = h.flatten(1)  # (B, 256*smid*smid)
-        h = self.drop2(self.relu(self.fc1(h)))
-        return self.drop2(self.relu(self.fc2(h)))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of every head."""
-        h = self.features(x)
-        return [head(h) for head in self.last]
+        self.build(*self.layer_makers(inputsize))

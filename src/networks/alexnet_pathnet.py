@@ -8,9 +8,10 @@ M, N and the factor are the original's active configuration, "better config foun
 the PathNet paper: Sec. 2.4 (factor 0.325, N = 3, M = 10) and Sec. 2.5 (0.231, N = 5, M = 20, "Large M numbers like
 this, given our architecture, produce no training").
 """
+from collections.abc import Sequence
 
 from networks._pathnet import PathNet
-from networks.alexnet import WidthScaled
+from networks.alexnet import AlexNetLayers
 
 VARIANT = 'pathnet'  # the approaches it serves: their Appr.network_variant
 EXPAND_FACTOR = 0.258  # alexnet_pathnet.py:29, "match num params"
@@ -18,11 +19,11 @@ M = 16  # modules per layer, line 31
 N = 3  # modules per layer on a path, line 30
 
 
-class Net(WidthScaled, PathNet):
+class Net(AlexNetLayers, PathNet):
     """M AlexNet-like modules per layer, paths of N modules per layer, one linear head per task."""
 
-    def __init__(self, inputsize, taskcla):
+    def __init__(self, inputsize: Sequence[int], taskcla: list[tuple[int, int]]):
         super().__init__(M, N)
         self.taskcla = taskcla
-        makers, head_width = self.scaled_layers(inputsize, lambda w: int(EXPAND_FACTOR * w))
+        makers, head_width = self.layer_makers(inputsize, width=lambda w: int(EXPAND_FACTOR * w))
         self.build(makers, head_width=head_width)

@@ -8,19 +8,20 @@ The original chose 1.117 so that its declared parameters matched alexnet.py's (6
 3x32x32 with CIFAR's heads), counting 2,366,109 in head adapters that never took part; the network built here has the
 same widths, hence 4,475,726.
 """
+from collections.abc import Sequence
 
 from networks._progressive import ProgressiveNet
-from networks.alexnet import WidthScaled
+from networks.alexnet import AlexNetLayers
 
 VARIANT = 'progressive'  # the approaches it serves: their Appr.network_variant
 EXPAND_FACTOR = 1.117  # alexnet_progressive.py:15, "increases the number of parameters"
 
 
-class Net(WidthScaled, ProgressiveNet):
+class Net(AlexNetLayers, ProgressiveNet):
     """One AlexNet-like column and one linear head per task, with lateral adapters between columns."""
 
-    def __init__(self, inputsize, taskcla):
+    def __init__(self, inputsize: Sequence[int], taskcla: list[tuple[int, int]]):
         super().__init__()
         self.taskcla = taskcla
-        makers, head_width = self.scaled_layers(inputsize, lambda w: int(EXPAND_FACTOR * w / len(taskcla)))
+        makers, head_width = self.layer_makers(inputsize, width=lambda w: int(EXPAND_FACTOR * w / len(taskcla)))
         self.build(makers, head_width=head_width)

@@ -9,19 +9,21 @@ As the original chose its factor 1.117 for CIFAR's 10 tasks so that the network'
 The factor is a constant, as the original's: with mnist2's 2 tasks the network has 7,942,911 parameters (mlp.py:
 5,592,010), as alexnet_progressive's count also moves with the number of tasks.
 """
+from collections.abc import Sequence
+
 from networks._progressive import ProgressiveNet
-from networks.mlp import WidthScaled
+from networks.mlp import MLPLayers
 
 VARIANT = 'progressive'  # the approaches it serves: their Appr.network_variant
 EXPAND_FACTOR = 1.225  # matches mlp.py's parameters on pmnist, as alexnet_progressive.py:15 matched alexnet.py's
 
 
-class Net(WidthScaled, ProgressiveNet):
+class Net(MLPLayers, ProgressiveNet):
     """One MLP column and one linear head per task, with lateral adapters between columns."""
 
-    def __init__(self, inputsize, taskcla, nlayers: int = 2, nhid: int = 2000, pdrop1: float = 0.2,
-                 pdrop2: float = 0.5):
+    def __init__(self, inputsize: Sequence[int], taskcla: list[tuple[int, int]], nlayers: int = 2, nhid: int = 2000,
+                 pdrop1: float = 0.2, pdrop2: float = 0.5):
         super().__init__()
         self.taskcla = taskcla
         width = int(EXPAND_FACTOR * nhid / len(taskcla))
-        self.build(self.scaled_layers(inputsize, width, nlayers, pdrop1, pdrop2), head_width=width)
+        self.build(self.layer_makers(inputsize, width, nlayers, pdrop1, pdrop2), head_width=width)
