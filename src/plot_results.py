@@ -12,11 +12,8 @@ original's: the 95% Student-t quantile with n-1 degrees of freedom times std / s
 default std (ddof=0), so they are sqrt((n-1)/n) narrower than the textbook interval (ddof=1).
 """
 import argparse
-import csv
 import gzip
-import io
 import json
-import math
 import pickle
 import sys
 import warnings
@@ -26,19 +23,18 @@ from typing import Callable
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends import BackendFilter, backend_registry
 from matplotlib.figure import Figure
-from scipy.special import stdtrit  # the Student-t quantile behind scipy.stats.t.ppf, without importing scipy.stats
 
+import metrics
+import tables
 import utils
+from networks import _hat_analysis
 
 REFERENCES = ('random', 'joint')  # the forgetting ratio's lower and upper references
 MARKERS = ['o', 'v', '^', '<', '>', 's', '*', 'd', 'x', '+', 'h']  # the original's, cycled
 JITTER = 0.08  # the original's horizontal offset between approaches, in task units
-NEAR_BINARY = 0.49  # a gate is binarised once |m - 0.5| exceeds this (within 0.01 of 0 or 1)
-COLUMN_TITLES = {'acc_final': 'final acc', 'bwt': 'BWT', 'forgetting': 'forgetting', 'rho': 'rho'}
 CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_acc')  # what curves reads per epoch
 
 
@@ -113,55 +109,6 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
     return runs
 
 
-########################################################################################################################
-# Metrics (acc[t, u]: accuracy after training task t on task u, filled for u <= t)
-
-
-def average_seen(matrix: np.ndarray) -> np.ndarray:
-    """After k tasks, the mean over the tasks seen so far (u < k) of row k-1; works on (..., T, T) stacks."""
-    ntasks = matrix.shape[-1]
-    return np.stack([matrix[..., k, :k + 1].mean(-1) for k in range(ntasks)], axis=-1)
-
-
-def forgetting_ratio(acc: np.ndarray, acc_random: np.ndarray, acc_joint: np.ndarray) -> np.ndarray:
-    """The paper's forgetting ratio rho = (A - A_random) / (A_joint - A_random) - 1 entrywise, as the original
-    computes it: A_random is random's diagonal broadcast over rows, A_joint joint's whole matrix; NaN above the
-    diagonal (untested). Works on (..., T, T) stacks."""
-    reference = np.broadcast_to(np.diagonal(acc_random, axis1=-2, axis2=-1)[..., None, :], acc.shape)
-    lower = np.broadcast_to(np.tril(np.ones(acc.shape[-2:], dtype=bool)), acc.shape)
-    span = acc_joint - reference
-    rho = np.full(acc.shape, np.nan)
-    rho[lower] = (acc[lower] - reference[lower]) / span[lower] - 1
-    return rho
-
-
-def backward_transfer(acc: np.ndarray) -> np.ndarray:
-    """BWT (Lopez-Paz & Ranzato, NeurIPS 2017): mean over u < T-1 of acc[T-1, u] - acc[u, u]; NaN for one task."""
-    ntasks = acc.shape[-1]
-    if ntasks < 2:
-        return np.full(acc.shape[:-2], np.nan)
-    u = np.arange(ntasks - 1)
-    return (acc[..., -1, u] - acc[..., u, u]).mean(-1)
-
-
-def forgetting_measure(acc: np.ndarray) -> np.ndarray:
-    """Forgetting (Chaudhry et al., ECCV 2018): mean over u < T-1 of max over l in [u, T-2] of acc[l, u] minus
-    acc[T-1, u]; NaN for one task."""
-    ntasks = acc.shape[-1]
-    if ntasks < 2:
-        return np.full(acc.shape[:-2], np.nan)
-    drops = [acc[..., u:ntasks - 1, u].max(-1) - acc[..., -1, u] for u in range(ntasks - 1)]
-    return np.stack(drops, axis=-1).mean(-1)
-
-
-def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Half-width of the 95% Student-t interval of the mean over `axis`: t(0.975, n-1) * std / sqrt(n); NaN for n=1."""
-    n = values.shape[axis]
-    # np.std's default ddof=0, as the original (the textbook interval uses ddof=1)
-    quantile = stdtrit(n - 1, 0.975) if n > 1 else np.nan
-    return quantile * np.std(values, axis=axis) / np.sqrt(n)
-
-
 def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str, seeds: list[int]) \
         -> dict[str, np.ndarray]:
     """approach -> rho of each of its runs against the random and joint runs of the same seed, (seeds, T, T)."""
@@ -173,7 +120,7 @@ def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str,
         raise utils.UserError(f'the forgetting ratio is undefined: {folder / f"{experiment}_joint_{seeds[s]}.txt"} '
                               f'has acc[{k}, {u}] = {acc_joint[s, k, u]:.4f}, equal to random\'s on task {u} '
                               f'({folder / f"{experiment}_random_{seeds[s]}.txt"})')
-    return {a: forgetting_ratio(acc, acc_random, acc_joint) for a, acc in runs.items()}
+    return {a: metrics.forgetting_ratio(acc, acc_random, acc_joint) for a, acc in runs.items()}
 
 
 ########################################################################################################################
@@ -207,19 +154,10 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
         for approach in approaches:
             if approach in REFERENCES:
                 continue
-            per_seed = average_seen(ratios[approach])  # (seeds, T)
+            per_seed = metrics.average_seen(ratios[approach])  # (seeds, T)
             curves[prefix + approach] = {'per_seed': per_seed, 'mean': per_seed.mean(0),
-                                         'ci': confidence_interval(per_seed)}
+                                         'ci': metrics.confidence_interval(per_seed)}
     return {'curves': curves, 'ntasks': next(iter(curves.values()))['mean'].size}
-
-
-def print_forgetting(curves: dict) -> None:
-    """The original's table: mean (interval) per number of tasks, then the mean over all of them."""
-    print('-' * 100)
-    for label, c in curves.items():
-        cells = ''.join(f'{m:6.3f} ({h:5.3f})  ' for m, h in zip(c['mean'], c['ci']))
-        print(f'{label:16s}  {cells}-->  {c["per_seed"].mean():6.3f}')
-    print('-' * 100)
 
 
 def table_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) -> dict:
@@ -228,64 +166,8 @@ def table_data(folders: list[Path], experiment: str, approaches: list[str], seed
     for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
         ratios = (reference_ratios(runs, folder, experiment, seeds)
                   if all(r in runs for r in REFERENCES) else None)
-        for approach, acc in runs.items():
-            seen = 100 * average_seen(acc)  # (seeds, T)
-            metrics = {f'acc_{k + 1}': seen[:, k] for k in range(seen.shape[1])}
-            metrics.update(acc_final=seen[:, -1], bwt=100 * backward_transfer(acc),
-                           forgetting=100 * forgetting_measure(acc),
-                           rho=(average_seen(ratios[approach])[:, -1] if ratios is not None
-                                else np.full(len(seeds), np.nan)))
-            rows.append({'approach': prefix + approach, 'seeds': len(seeds),
-                         **{k: (float(v.mean()), float(confidence_interval(v))) for k, v in metrics.items()}})
+        rows += tables.table_rows(runs, ratios, prefix)
     return {'rows': rows}
-
-
-def table_columns(rows: list[dict]) -> list[str]:
-    """The metric columns of the table, in order."""
-    return [k for k in rows[0] if k not in ('approach', 'seeds')]
-
-
-def number(value: float, digits: int) -> str:
-    """A number for the tables; 'n/a' where undefined (no references, a single seed, a single task)."""
-    return f'{value:.{digits}f}' if math.isfinite(value) else 'n/a'
-
-
-def table_cells(rows: list[dict]) -> list[list[str]]:
-    """Header and rows of the human-readable table: 'mean ± half-width' per metric."""
-    header = ['approach', 'seeds'] + [COLUMN_TITLES.get(c, c.replace('acc_', 'acc ')) for c in table_columns(rows)]
-    return [header] + [[row['approach'], str(row['seeds'])] + [estimate(*row[c], 3 if c == 'rho' else 2)
-                                                                 for c in table_columns(rows)] for row in rows]
-
-
-def estimate(mean: float, half_width: float, digits: int) -> str:
-    """'mean ± half-width', or 'n/a' when the metric is undefined."""
-    return f'{number(mean, digits)} ± {number(half_width, digits)}' if math.isfinite(mean) else 'n/a'
-
-
-def csv_text(rows: list[dict]) -> str:
-    """The table as CSV: one column per metric and one for its 95% half-width (accuracies in %)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator='\n')
-    columns = table_columns(rows)
-    writer.writerow(['approach', 'seeds'] + [name for c in columns for name in (c, c + '_ci95')])
-    for row in rows:
-        writer.writerow([row['approach'], row['seeds']] + [number(v, 6) for c in columns for v in row[c]])
-    return out.getvalue()
-
-
-def markdown_text(rows: list[dict]) -> str:
-    """The table in Markdown."""
-    header, *body = table_cells(rows)
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body]) + '\n'
-
-
-def print_table(rows: list[dict]) -> None:
-    """The table, columns aligned."""
-    cells = table_cells(rows)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    for r in cells:
-        print('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def write_text(path: Path, text: str, what: str) -> None:
@@ -330,62 +212,19 @@ def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
     except (TypeError, ValueError, RuntimeError) as e:
         raise utils.UserError(f'{run_pkl}: cannot rebuild {network_name} from its inputsize and taskcla ({e})') \
             from None
-    units = [e.weight.shape[1] for e in net.embeddings()]
     try:
-        ntasks = len(logs['test_acc'])  # the log is saved once a task is tested
-        cumulative = [cumulative_after(logs, t) for t in range(ntasks)]
-        binary = {t: binarised(logs['mask'][t]) for t in range(ntasks)}
+        cumulative, binary = _hat_analysis.after_each_task(logs)
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # a log of another layout
         raise utils.UserError(f"{pkz}: not a HAT monitoring log in run.py's layout ({type(e).__name__}: {e})") \
             from None
-    if ntasks == 0:
+    if not cumulative:
         raise utils.UserError(f'{pkz}: no task completed yet')
+    units = _hat_analysis.units(net)
     if any([m.size for m in cum] != units for cum in cumulative):
         raise utils.UserError(f'{pkz}: its masks do not fit {network_name} of {run_pkl} ({len(units)} gated layers '
                               f'of {units} units)')
-    unit_use = np.array([[float((m > threshold).mean()) for m in cum] for cum in cumulative]).T  # (layers, tasks)
-    weight_use, weights_total = [], np.zeros(ntasks)
-    with torch.no_grad():
-        for k, layer in enumerate(net.gated):
-            per_task = []
-            for t, cum in enumerate(cumulative):
-                view = net.get_view_for(f'{layer}.weight', [torch.from_numpy(m) for m in cum])
-                used = int((view > threshold).sum())
-                per_task.append(used / view.numel())
-                weights_total[t] += used
-            weight_use.append(per_task)
-    nweights = [getattr(net, layer).weight.numel() for layer in net.gated]
-    return {'layers': list(net.gated), 'units': units, 'weights': nweights, 'unit_use': unit_use,
-            'weight_use': np.array(weight_use), 'weight_use_total': weights_total / sum(nweights),
-            'binarised': binary, 'threshold': threshold, 'task_names': logs.get('task_name', {})}
-
-
-def best_epoch(valid_loss: np.ndarray) -> int:
-    """The epoch whose weights the training loop restores: the first with the lowest validation loss (it keeps a new
-    best only when strictly lower); -1, the initial weights, when no epoch improved on infinity."""
-    best, lowest = -1, math.inf
-    for epoch, loss in enumerate(np.asarray(valid_loss, dtype=np.float64)):
-        if loss < lowest:
-            best, lowest = epoch, loss
-    return best
-
-
-def cumulative_after(logs: dict, t: int) -> list[np.ndarray]:
-    """The cumulative mask after task t, per layer, flattened: the one logged before task t+1 where there is one;
-    after the last task, max(the one before it, the task's mask at the restored epoch), as HAT accumulates it."""
-    nlayers = len(logs['mask'][t])
-    if t + 1 in logs['mask_pre']:
-        return [np.asarray(logs['mask_pre'][t + 1][k], dtype=np.float32).ravel() for k in range(nlayers)]
-    epoch = best_epoch(logs['valid_loss'].get(t, []))
-    return [np.maximum(np.asarray(logs['mask_pre'][t][k]), logs['mask'][t][k][epoch]).astype(np.float32).ravel()
-            for k in range(nlayers)]
-
-
-def binarised(task_masks: dict) -> dict[int, float]:
-    """epoch -> fraction of all layers' gate values within 0.01 of 0 or 1 (epoch -1: before training)."""
-    epochs = sorted(task_masks[0])
-    values = {e: np.concatenate([np.ravel(task_masks[k][e]) for k in sorted(task_masks)]) for e in epochs}
-    return {e: float((np.abs(v - 0.5) > NEAR_BINARY).mean()) for e, v in values.items()}
+    return {**_hat_analysis.in_use(net, cumulative, threshold), 'binarised': binary, 'threshold': threshold,
+            'task_names': logs.get('task_name', {})}
 
 
 def print_masks(data: dict) -> None:
@@ -617,15 +456,15 @@ def main(argv: list[str] | None = None) -> dict:
         matplotlib.use('Agg')  # saving needs no display
     if args.command == 'forgetting':
         data = forgetting_data(args.folders, args.experiment, args.approaches, args.seeds)
-        print_forgetting(data['curves'])
+        tables.print_forgetting(data['curves'])
         show_or_save(plot_forgetting(data, args), args.output)
     elif args.command == 'table':
         data = table_data(args.folders, args.experiment, args.approaches, args.seeds)
-        print_table(data['rows'])
+        tables.print_table(data['rows'])
         if args.csv:
-            write_text(args.csv, csv_text(data['rows']), 'the CSV table')
+            write_text(args.csv, tables.csv_text(data['rows']), 'the CSV table')
         if args.markdown:
-            write_text(args.markdown, markdown_text(data['rows']), 'the Markdown table')
+            write_text(args.markdown, tables.markdown_text(data['rows']), 'the Markdown table')
     elif args.command == 'matrix':
         data = matrix_data(args.path)
         show_or_save(plot_matrix(data, args), args.output)

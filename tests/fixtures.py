@@ -1,12 +1,20 @@
-"""Tiny data sets written in the real on-disk formats (MNIST idx files, CIFAR python pickles), so that the real
-loading code runs on them. Each class is a fixed random template plus noise: learnable in a few epochs."""
+"""What the tests share. Tiny data sets written in the real on-disk formats (MNIST idx files, CIFAR python pickles),
+so that the real loading code runs on them: each class is a fixed random template plus noise, learnable in a few
+epochs. Below them, in-memory tasks, approaches built for the tests, and run.py called in-process or as a command."""
+import dataclasses
 import hashlib
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def class_images(labels: np.ndarray, shape: tuple, template_seed: int, noise_seed: int, nclasses: int,
@@ -205,3 +213,190 @@ def write_mixture(root: Path, traffic_signs: str = 'pickles') -> dict:
     write_facescrub(root)
     write_notmnist(root)
     return write_svhn(root)
+
+
+########################################################################################################################
+# In-memory tasks, approaches and runs
+
+
+CIFAR_TASKCLA = [(t, 2) for t in range(5)] + [(t, 20) for t in range(5, 10)]  # the cifar experiment's taskcla
+
+
+def make_tasks(shape: tuple, ntasks: int, n: int = 32, ncla: int = 3, seed: int = 0) -> list[dict]:
+    """ntasks random ncla-class tasks of n inputs of `shape`, learnable by memorisation (train = valid = test)."""
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(ntasks):
+        x = torch.randn(n, *shape, generator=g)
+        y = torch.randint(0, ncla, (n,), generator=g)
+        tasks.append({'name': f't{t}', 'ncla': ncla, 'train': {'x': x, 'y': y}, 'valid': {'x': x, 'y': y},
+                      'test': {'x': x, 'y': y}})
+    return tasks
+
+
+def two_task_data(seed: int = 0, n: int = 96) -> list[dict]:
+    """Two random 3-class tasks on MNIST-shaped inputs, learnable by memorisation."""
+    return make_tasks((1, 28, 28), 2, n=n, seed=seed)
+
+
+def make_appr(appr_cls: type, net, **settings):
+    """appr_cls on net as a test wants it: the paper's hyperparameters, a short loop (1 epoch, batch 8, lr 0.05) on
+    the CPU; each setting goes to the approach's Hyper, the Loop or the Context, by its name."""
+    from approaches._base import Context, Loop
+    settings = {'nepochs': 1, 'batch_size': 8, 'lr': 0.05, **settings}
+    parts = {}
+    for cls in (appr_cls.Hyper, Loop, Context):
+        names = {f.name for f in dataclasses.fields(cls)}
+        parts[cls] = cls(**{k: settings.pop(k) for k in list(settings) if k in names})
+    if settings:
+        raise TypeError(f'no such setting of {appr_cls.__module__}: {", ".join(settings)}')
+    return appr_cls(net, parts[appr_cls.Hyper], parts[Loop], parts[Context])
+
+
+# Accuracy matrices with metrics computed by hand (metrics.py, plot_results.py)
+
+T_975_4DOF = 2.7764451051977943  # Student-t 0.975 quantile, 4 degrees of freedom (5 seeds), to 16 digits
+
+# A 3-task experiment, in the original's format (row t: after task t; column u: tested on u; zeros above)
+RANDOM = [[0.5, 0, 0], [0.3, 0.2, 0], [0.1, 0.1, 0.25]]  # only its diagonal (0.5, 0.2, 0.25) is a reference
+JOINT = [[0.9, 0, 0], [0.9, 0.7, 0], [0.8, 0.6, 0.75]]
+HAT = [[0.9, 0, 0], [0.95, 0.7, 0], [0.6, 0.45, 0.5]]
+# rho = (A - random's diagonal) / (joint - random's diagonal) - 1, entry by entry, for HAT:
+#   [0,0] (0.9 - 0.5) / (0.9 - 0.5) - 1 = 0
+#   [1,0] (0.95 - 0.5) / (0.9 - 0.5) - 1 = 1.125 - 1 = 0.125     [1,1] (0.7 - 0.2) / (0.7 - 0.2) - 1 = 0
+#   [2,0] (0.6 - 0.5) / (0.8 - 0.5) - 1 = -2/3     [2,1] (0.45 - 0.2) / (0.6 - 0.2) - 1 = 0.625 - 1 = -0.375
+#   [2,2] (0.5 - 0.25) / (0.75 - 0.25) - 1 = -0.5
+HAT_RHO = [[0, np.nan, np.nan], [0.125, 0, np.nan], [-2 / 3, -0.375, -0.5]]
+# averaged over the tasks seen: 1 task 0; 2 tasks (0.125 + 0) / 2; 3 tasks (-2/3 - 3/8 - 1/2) / 3 = -37/72
+HAT_CURVE = [0, 0.0625, -37 / 72]
+
+
+# Fisher diagonals by hand (EWC, IMM-mode)
+
+
+class LinearNet(torch.nn.Module):
+    """Linear heads on the flattened input, with given (weight, bias) each: small enough to differentiate by hand."""
+
+    def __init__(self, *heads: tuple[np.ndarray, np.ndarray]):
+        super().__init__()
+        self.last = torch.nn.ModuleList(torch.nn.Linear(w.shape[1], w.shape[0]) for w, _ in heads)
+        self.set_heads(*heads)
+
+    @torch.no_grad()
+    def set_heads(self, *heads: tuple[np.ndarray, np.ndarray]) -> None:
+        """Copy the given weights into the heads."""
+        for layer, (weight, bias) in zip(self.last, heads):
+            layer.weight.copy_(torch.from_numpy(weight))
+            layer.bias.copy_(torch.from_numpy(bias))
+
+    def forward(self, x):
+        return [layer(x.flatten(1)) for layer in self.last]
+
+
+def linear_problem(seed=0, n=25, nin=4, ncla=3):
+    """Known weights and a set of n samples (n = 25: a full Fisher batch of 20 and a last one of 5)."""
+    rng = np.random.RandomState(seed)
+    weight, bias = rng.randn(ncla, nin).astype(np.float32), rng.randn(ncla).astype(np.float32)
+    x, y = rng.randn(n, nin).astype(np.float32), rng.randint(0, ncla, n)
+    return weight, bias, x, y
+
+
+def hand_fisher(weight, bias, x, y, l2=0.0, old=None):
+    """The original's Fisher diagonal of a linear softmax classifier, in float64 with numpy: batches of 20 in order,
+    sum of 20 * (gradient of the batch-mean cross-entropy [+ l2 * sum (theta - old)^2 / 2])^2, divided by n."""
+    weight, bias, x = weight.astype(np.float64), bias.astype(np.float64), x.astype(np.float64)
+    fw, fb = np.zeros_like(weight), np.zeros_like(bias)
+    for i in range(0, len(x), 20):
+        xb, yb = x[i:i + 20], y[i:i + 20]
+        z = xb @ weight.T + bias
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        d = (p - np.eye(weight.shape[0])[yb]) / len(xb)  # d(mean CE)/d logits
+        gw, gb = d.T @ xb, d.sum(0)
+        if old is not None:
+            gw, gb = gw + l2 * (weight - old[0]), gb + l2 * (bias - old[1])
+        fw += 20 * gw ** 2
+        fb += 20 * gb ** 2
+    return fw / len(x), fb / len(x)
+
+
+def task_data(x: np.ndarray, y: np.ndarray) -> dict:
+    """One task in run.py's format (only the training set is used here)."""
+    split = {'x': torch.from_numpy(x), 'y': torch.from_numpy(y)}
+    return {'train': split, 'valid': split, 'test': split}
+
+
+def placeholder_data(ntasks: int = 3) -> list[dict]:
+    """Tasks of one blank sample, for tests that replace the Fisher by given values."""
+    return [task_data(np.zeros((1, 1, 28, 28), np.float32), np.zeros(1, np.int64))] * ntasks
+
+
+def small_mlp(ntasks: int = 2) -> torch.nn.Module:
+    """A 1 x 16 MLP on MNIST-shaped inputs, 3-class heads."""
+    from networks import mlp
+    return mlp.Net([1, 28, 28], [(t, 3) for t in range(ntasks)], nlayers=1, nhid=16)
+
+
+def parameter_shapes(net: torch.nn.Module) -> dict[str, tuple]:
+    """Parameter name -> shape."""
+    return {name: tuple(p.shape) for name, p in net.named_parameters()}
+
+
+def draws(module, forward) -> tuple[str, list[float]]:
+    """On one thread: the digest of module.Net's parameters from torch.manual_seed(0) (each one's bytes, sorted, so
+    that the order of registration does not count), then forward(net, x) in training mode from torch.manual_seed(2),
+    x being 8 CIFAR-shaped images from torch.manual_seed(1): the figures measured on the original's network."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = module.Net([3, 32, 32], CIFAR_TASKCLA)
+        digests = sorted(hashlib.sha256(p.detach().numpy().tobytes()).hexdigest() for p in net.parameters())
+        torch.manual_seed(1)
+        x = torch.randn(8, 3, 32, 32)
+        net.train()
+        torch.manual_seed(2)
+        logits = forward(net, x).detach().flatten().tolist()
+    finally:
+        torch.set_num_threads(threads)
+    return hashlib.sha256(''.join(digests).encode()).hexdigest(), logits
+
+
+def run_main(data_dir: Path, tmp_path: Path, *argv: str) -> dict:
+    """run.main in-process on the CPU, with data from data_dir and results and logs under tmp_path."""
+    import run
+    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
+                     '--logs-dir', str(tmp_path / 'logs'), '--device', 'cpu', *argv])
+
+
+# cifar runs that train more than one epoch (so model selection and the lr schedule act), with odd last batches: on
+# conftest's small_cifar, 18 or 36 training images per task
+SMALL_CIFAR_ARGV = ['--experiment', 'cifar', '--nepochs', '2', '--batch-size', '8', '--lr', '0.1', '--lr-patience', '1']
+
+
+def run_small_cifar(data_dir: Path, tmp_path: Path, approach: str, *extra: str, device: str = 'cpu') -> dict:
+    """run.main of approach on small_cifar with SMALL_CIFAR_ARGV."""
+    import run
+    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                     str(tmp_path / 'logs'), '--device', device, '--approach', approach, *SMALL_CIFAR_ARGV, *extra])
+
+
+def cli(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """run.py as a command."""
+    return subprocess.run([sys.executable, str(ROOT / 'src' / 'run.py'), *argv], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The command failed with exit status 2 and one 'error:' line holding every fragment, no traceback."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# Proxies that refuse every connection: downloads fail at once, as without internet
+OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
+           'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}

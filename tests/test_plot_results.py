@@ -18,22 +18,8 @@ import plot_results
 import run
 import utils
 from conftest import ROOT
-from networks import alexnet_hat
-
-T_975_4DOF = 2.7764451051977943  # Student-t 0.975 quantile, 4 degrees of freedom (5 seeds), to 16 digits
-
-# A 3-task experiment, in the original's format (row t: after task t; column u: tested on u; zeros above)
-RANDOM = [[0.5, 0, 0], [0.3, 0.2, 0], [0.1, 0.1, 0.25]]  # only its diagonal (0.5, 0.2, 0.25) is a reference
-JOINT = [[0.9, 0, 0], [0.9, 0.7, 0], [0.8, 0.6, 0.75]]
-HAT = [[0.9, 0, 0], [0.95, 0.7, 0], [0.6, 0.45, 0.5]]
-# rho = (A - random's diagonal) / (joint - random's diagonal) - 1, entry by entry, for HAT:
-#   [0,0] (0.9 - 0.5) / (0.9 - 0.5) - 1 = 0
-#   [1,0] (0.95 - 0.5) / (0.9 - 0.5) - 1 = 1.125 - 1 = 0.125     [1,1] (0.7 - 0.2) / (0.7 - 0.2) - 1 = 0
-#   [2,0] (0.6 - 0.5) / (0.8 - 0.5) - 1 = -2/3     [2,1] (0.45 - 0.2) / (0.6 - 0.2) - 1 = 0.625 - 1 = -0.375
-#   [2,2] (0.5 - 0.25) / (0.75 - 0.25) - 1 = -0.5
-HAT_RHO = [[0, np.nan, np.nan], [0.125, 0, np.nan], [-2 / 3, -0.375, -0.5]]
-# averaged over the tasks seen: 1 task 0; 2 tasks (0.125 + 0) / 2; 3 tasks (-2/3 - 3/8 - 1/2) / 3 = -37/72
-HAT_CURVE = [0, 0.0625, -37 / 72]
+from networks import _hat_analysis, alexnet_hat
+from fixtures import HAT, HAT_CURVE, JOINT, RANDOM, T_975_4DOF  # the 3-task experiment and its hand-computed rho
 
 
 def write_runs(folder, experiment='exp', seeds=(0,), shift=0.0, approaches=None):
@@ -59,36 +45,7 @@ def assert_image(path, width_px, height_px):
 
 
 ########################################################################################################################
-# Metrics by hand
-
-
-def test_forgetting_ratio_by_hand():
-    rho = plot_results.forgetting_ratio(np.array(HAT), np.array(RANDOM), np.array(JOINT))
-    np.testing.assert_allclose(rho, HAT_RHO, equal_nan=True)
-    np.testing.assert_allclose(plot_results.average_seen(rho), HAT_CURVE)
-    # random's off-diagonal entries play no part: only its diagonal is broadcast over the rows
-    other = np.array(RANDOM) + np.tril(np.full((3, 3), 0.05), -1)
-    np.testing.assert_array_equal(plot_results.forgetting_ratio(np.array(HAT), other, np.array(JOINT)), rho)
-
-
-def test_accuracy_bwt_and_forgetting_by_hand():
-    acc = np.array(HAT)
-    # average accuracy: 0.9; (0.95 + 0.7) / 2; (0.6 + 0.45 + 0.5) / 3
-    np.testing.assert_allclose(plot_results.average_seen(acc), [0.9, 0.825, 1.55 / 3])
-    # BWT: ((0.6 - 0.9) + (0.45 - 0.7)) / 2
-    assert plot_results.backward_transfer(acc) == pytest.approx(-0.275)
-    # forgetting: task 0 peaked at 0.95 (after task 1), ends at 0.6; task 1 peaked at 0.7, ends at 0.45
-    assert plot_results.forgetting_measure(acc) == pytest.approx(((0.95 - 0.6) + (0.7 - 0.45)) / 2)
-    assert math.isnan(plot_results.backward_transfer(np.ones((1, 1))))
-    assert math.isnan(plot_results.forgetting_measure(np.ones((1, 1))))
-
-
-def test_confidence_interval_is_the_originals():
-    values = np.array([1.0, 2, 3, 4, 5])
-    # std with ddof=0 is sqrt(2); half-width t * sqrt(2) / sqrt(5) = 2.77644510519779 * 0.632455532 = 1.7559781
-    assert plot_results.confidence_interval(values) == pytest.approx(T_975_4DOF * math.sqrt(2 / 5), rel=1e-12)
-    assert plot_results.confidence_interval(values) == pytest.approx(1.7559781, abs=1e-7)
-    assert math.isnan(plot_results.confidence_interval(np.array([3.0])))
+# Command line
 
 
 def test_seeds():
@@ -99,12 +56,6 @@ def test_seeds():
     for bad in ('a', '5-2', '1,,2'):
         with pytest.raises(utils.UserError, match='argument --seeds'):
             plot_results.parse_args([*argv, bad])
-
-
-def test_best_epoch_is_the_loops():
-    assert plot_results.best_epoch([0.5, 0.3, 0.3, 0.4]) == 1  # the first of equal losses: kept on strictly lower
-    assert plot_results.best_epoch([np.nan, 0.2]) == 1
-    assert plot_results.best_epoch([]) == -1  # untrained (single-task mode): the initial weights
 
 
 ########################################################################################################################
@@ -230,6 +181,12 @@ def test_curves_figure(tmp_path):
 # HAT masks
 
 
+def test_best_epoch_is_the_loops():
+    assert _hat_analysis.best_epoch([0.5, 0.3, 0.3, 0.4]) == 1  # the first of equal losses: kept on strictly lower
+    assert _hat_analysis.best_epoch([np.nan, 0.2]) == 1
+    assert _hat_analysis.best_epoch([]) == -1  # untrained (single-task mode): the initial weights
+
+
 @pytest.fixture(scope='module')
 def hat_test_run(data_dir, tmp_path_factory):
     """A real hat-test run on the tiny mnist2 (a dry run: one epoch of 3 batches per task, which is enough to move
@@ -258,7 +215,7 @@ def test_masks_of_a_real_hat_test_run(hat_test_run, tmp_path, capsys):
     after1 = [np.maximum(logs['mask_pre'][1][k], logs['mask'][1][k][best]) > 0.5 for k in (0, 1)]
     np.testing.assert_allclose(data['unit_use'][:, 1], [a.mean() for a in after1])
     # The same rebuild for task 0 reproduces the cumulative mask HAT itself logged before task 1
-    rebuilt = plot_results.cumulative_after({**logs, 'mask_pre': {0: logs['mask_pre'][0]}}, 0)
+    rebuilt = _hat_analysis.cumulative_after({**logs, 'mask_pre': {0: logs['mask_pre'][0]}}, 0)
     for k in (0, 1):
         np.testing.assert_array_equal(rebuilt[k], logs['mask_pre'][1][k].ravel())
     # Weights: fc1 (the first layer) follows its output units; fc2's weight is used where both its units are
