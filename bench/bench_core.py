@@ -93,7 +93,7 @@ def build_hat():
                for t, i in enumerate(task_order(10, args.seed, args.fixed_order))]
     utils.seed_everything(args.seed)
     net = network.Net(experiment.INPUTSIZE, taskcla)
-    appr = approach.Appr(net, args, torch.device('cpu'), utils.EpochLog(None))
+    appr = run.build_approach(approach, net, args, torch.device('cpu'))
     return args, network.__name__, taskcla, appr
 
 
@@ -122,7 +122,7 @@ def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, flo
     traced_s = time.perf_counter() - clock
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    steps = x.size(0) // appr.sbatch
+    steps = x.size(0) // appr.loop.batch_size
     # The kernels that do what FlopCounterMode counts; every other op adds time but no counted FLOPs
     dense = sum(e.self_cpu_time_total for e in events
                 if e.key in ('aten::mm', 'aten::addmm', 'aten::mkldnn_convolution', 'aten::convolution_backward'))

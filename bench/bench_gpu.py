@@ -26,6 +26,7 @@ Needs only requirements.txt. Sections that would overrun the budget are skipped,
 """
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import statistics
@@ -101,7 +102,7 @@ def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
     """A profile of a few training steps: kernels launched per step and the share of the wall time the GPU spends
     in them (the rest: launch latency and Python between kernels)."""
     from torch.profiler import ProfilerActivity, profile
-    steps = x.size(0) // appr.sbatch
+    steps = x.size(0) // appr.loop.batch_size
     try:
         bench_speed.sync(appr.device)
         clock = time.perf_counter()
@@ -122,8 +123,9 @@ def bench_step(report: bench_speed.Report, device: torch.device, steps: int, rep
     """HAT's training step against the matmul rate."""
     report.header('HAT training step (alexnet_hat, batch 64, task 1 masked) vs dense matmul')
     appr = bench_speed.build('hat', device)
-    x, y = bench_speed.synthetic_cifar(appr.sbatch * steps, 5, device)
-    flops = bench_speed.step_flops(appr, bench_speed.TASK, x[:appr.sbatch], y[:appr.sbatch])
+    batch = appr.loop.batch_size
+    x, y = bench_speed.synthetic_cifar(batch * steps, 5, device)
+    flops = bench_speed.step_flops(appr, bench_speed.TASK, x[:batch], y[:batch])
     appr.train_epoch(bench_speed.TASK, x, y)  # warm-up
     size = 8192 if device.type == 'cuda' else 2048
     epoch_s, fp32 = [], []
@@ -149,7 +151,7 @@ def bench_step(report: bench_speed.Report, device: torch.device, steps: int, rep
                f'convolutions in TF32 by default (torch.backends.cudnn.allow_tf32 = '
                f'{torch.backends.cudnn.allow_tf32}) and matmuls in float32 (allow_tf32 = '
                f'{torch.backends.cuda.matmul.allow_tf32})')
-        report(kernel_share(appr, x[:appr.sbatch * 5], y[:appr.sbatch * 5]))
+        report(kernel_share(appr, x[:batch * 5], y[:batch * 5]))
     return figures
 
 
@@ -162,15 +164,17 @@ def bench_full_task(report: bench_speed.Report, device: torch.device, ntrain: in
     train, valid = bench_speed.task_data(ntrain, device)
     probe = 2
     clock = time.perf_counter()
+    appr.loop = dataclasses.replace(appr.loop, nepochs=probe)
     with contextlib.redirect_stdout(io.StringIO()):  # fit() prints a line per epoch
-        appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK), probe)
+        appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK))
     epoch_s = (time.perf_counter() - clock) / probe
     if epoch_s * max_epochs <= allowance:
         appr = bench_speed.build('hat', device)
         lines = io.StringIO()
         clock = time.perf_counter()
+        appr.loop = dataclasses.replace(appr.loop, nepochs=max_epochs)
         with contextlib.redirect_stdout(lines):
-            appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK), max_epochs)
+            appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK))
         wall = time.perf_counter() - clock
         epochs = lines.getvalue().count('| Epoch')
         report(f'measured: the patience loop stopped after {epochs} epochs in {wall:.1f} s ({wall / epochs:.2f} s per '

@@ -123,8 +123,8 @@ def build(approach: str, device: torch.device, flags=(), seed: int = 0):
     after a short task 0 (for hat: its attention becomes mask_pre, so that task 1's gradients are masked)."""
     args, _, module, network = run.parse_args(['--experiment', 'cifar', '--approach', approach, *flags])
     utils.seed_everything(seed)
-    appr = module.Appr(network.Net(cifar.INPUTSIZE, TASKCLA).to(device), args, device, utils.EpochLog(None))
-    x0, y0 = synthetic_cifar(4 * appr.sbatch, seed + 100, device)
+    appr = run.build_approach(module, network.Net(cifar.INPUTSIZE, TASKCLA).to(device), args, device)
+    x0, y0 = synthetic_cifar(4 * appr.loop.batch_size, seed + 100, device)
     appr.train_epoch(0, x0, y0)
     appr.post_train(0, None)
     return appr
@@ -147,11 +147,11 @@ class OriginalLoop:
         if self.hat:
             self.model.mask = types.MethodType(lookup_mask, self.model)
             self.mask_pre, self.mask_back = appr.mask_pre, appr.mask_back
-            self.smax, self.lamb = appr.smax, appr.lamb
-            self.thres_cosh, self.thres_emb = appr.thres_cosh, appr.thres_emb
-        self.device, self.sbatch, self.clipgrad = appr.device, appr.sbatch, appr.clipgrad
+            self.smax, self.lamb = appr.hp.smax, appr.hp.lamb
+            self.thres_cosh, self.thres_emb = appr.hp.thres_cosh, appr.hp.thres_emb
+        self.device, self.sbatch, self.clipgrad = appr.device, appr.loop.batch_size, appr.loop.clipgrad
         self.ce = torch.nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=appr.lr)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=appr.loop.lr)
 
     def criterion(self, output, targets, masks):
         """Cross-entropy plus c times the attention regulariser (HAT), the original's way."""
@@ -234,7 +234,7 @@ def step_flops(appr, t: int, x: torch.Tensor, y: torch.Tensor) -> int:
     and matmuls; HAT's gradient masking, the clipping and the SGD update are elementwise and count nothing)."""
     appr.model.train()
     with FlopCounterMode(display=False) as counter:
-        loss = appr.criterion(t, appr.forward(t, x, (0, x.size(0))), y)
+        loss = appr.loss(t, x, y)
         loss.backward()
     appr.optimizer.zero_grad()
     return counter.get_total_flops()
@@ -338,7 +338,8 @@ def bench_end_to_end(report: Report, approaches: list[str], ntrain: int, reps: i
             big = build(approach, device, ['--eval-batch-size', str(eval_batch)])
             epochs[f'ours, --eval-batch-size {eval_batch}'] = lambda: epoch_ours(big, train, valid)
         times = interleaved(epochs, reps)
-        report(f'\n{approach} ({type(appr.model).__module__}), batch {appr.sbatch}, {reps} interleaved epochs each, '
+        batch = appr.loop.batch_size
+        report(f'\n{approach} ({type(appr.model).__module__}), batch {batch}, {reps} interleaved epochs each, '
                f'medians:')
         for name in epochs:
             train_s = statistics.median(a for a, _ in times[name])
@@ -360,8 +361,8 @@ def bench_end_to_end(report: Report, approaches: list[str], ntrain: int, reps: i
 def predictions(appr, x: torch.Tensor) -> torch.Tensor:
     """Task TASK's predicted classes, at evaluation settings."""
     appr.model.eval()
-    with torch.no_grad(), appr._autocast():
-        outputs = appr.forward(TASK, x)
+    with torch.no_grad(), appr.fast.autocast():
+        outputs, _ = appr.forward(TASK, x, training=False)
     return appr.predict(TASK, outputs)
 
 

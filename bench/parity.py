@@ -251,13 +251,13 @@ def our_step(job: dict, approach: str) -> dict:
     utils.seed_everything(args.seed)
     data, taskcla, inputsize = experiment.get(Path(args.data_dir), seed=args.seed, fixed_order=args.fixed_order,
                                               pc_valid=args.pc_valid)
-    appr = module.Appr(network.Net(inputsize, taskcla), args, torch.device('cpu'), utils.EpochLog(None))
+    appr = run.build_approach(module, network.Net(inputsize, taskcla), args, torch.device('cpu'))
     x, y, task = (v[:BATCH] if torch.is_tensor(v) else v for v in appr.training_sets(0, data)[0])
     appr.pre_train(0)
     if approach == 'pathnet':  # what its train() sets for each path's turn
         appr.path = fixed_path(len(appr.model.layers), appr.model.N, appr.model.M)
         appr.model.train_path(0, appr.path)
-    appr.optimizer = appr._get_optimizer()  # over the parameters pre_train left trainable, as fit() does
+    appr.optimizer = appr.make_optimizer(appr.loop.lr)  # over the parameters pre_train left trainable, as fit()
     return stepped(appr.model, lambda: appr.train_epoch(task, x, y), x, y, args.seed)
 
 

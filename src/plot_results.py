@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 import metrics
 import tables
+import files
 import utils
 from networks import _hat_analysis
 
@@ -94,8 +95,8 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
         for seed in seeds:
             path = folder / f'{experiment}_{approach}_{seed}.txt'
             acc = load_txt_matrix(path)
-            results = utils.load_results(path)  # run.py's .pkl beside it, when there is one (the original wrote none)
-            if results is not None and not utils.is_complete(results):
+            results = files.load_results(path)  # run.py's .pkl beside it, when there is one (the original wrote none)
+            if results is not None and not files.is_complete(results):
                 raise utils.UserError(f"{path}: an unfinished run ({results.get('tasks_done')} of "
                                       f"{len(results.get('taskcla', ()))} tasks); finish it with run.py --resume, or "
                                       f"leave out its seed")
@@ -172,8 +173,8 @@ def table_data(folders: list[Path], experiment: str, approaches: list[str], seed
 
 def write_text(path: Path, text: str, what: str) -> None:
     """Write a text file atomically, creating its folder."""
-    utils.ensure_writable_dir(path.parent, what)
-    utils.atomic_write(path, lambda f: f.write(text.encode()))
+    files.ensure_writable_dir(path.parent, what)
+    files.atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def matrix_data(path: Path) -> dict:
@@ -367,8 +368,8 @@ def show_or_save(fig: Figure, output: Path | None) -> None:
     if output is None:
         plt.show()
     else:
-        utils.ensure_writable_dir(output.parent, 'the figure')
-        utils.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
+        files.ensure_writable_dir(output.parent, 'the figure')
+        files.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
         print('Saved', output)
     plt.close(fig)
 

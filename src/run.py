@@ -4,16 +4,23 @@
     python src/run.py --experiment cifar --approach hat --help     (the approach's own flags)
 """
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import checkpoints
+import hparams
+from approaches._base import Context, Loop
+from approaches._fast import Speed
+import files
+import interrupts
+import logs
 import utils
 
 DRY_RUN_BATCHES = 3
-CHECKPOINT_FORMAT = 1  # bump when what save_checkpoint() writes changes
 
 
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
@@ -24,9 +31,7 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--approach', required=True, choices=approaches, help='continual-learning approach')
     p.add_argument('--network', choices=utils.module_choices('networks'),
                    help='architecture (default: mlp for mnist2/pmnist, alexnet otherwise, in the approach\'s variant)')
-    p.add_argument('--nepochs', type=int, default=200, help='maximum epochs per task (default: %(default)s)')
-    p.add_argument('--lr', type=float, default=0.05, help='initial SGD learning rate (default: %(default)s)')
-    p.add_argument('--batch-size', type=int, default=64, help='minibatch size (default: %(default)s)')
+    hparams.add_flags(p, Loop, ('nepochs', 'lr', 'batch_size'))
     p.add_argument('--parameter', default='',
                    help="the original's comma form of the approach's hyperparameters, e.g. 0.75,400 for hat's "
                         "lamb,smax; overrides the named flags")
@@ -42,9 +47,7 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--fixed-order', action='store_true', help='keep the canonical task order instead of the seed\'s')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     # Speed options, off by default: each changes the arithmetic (the readme's Speed section gives their effects)
-    p.add_argument('--eval-batch-size', type=int,
-                   help="minibatch size of the evaluations (default: --batch-size, the original's); larger is faster "
-                        "on a GPU and changes the losses in their last bits")
+    hparams.add_flags(p, Loop, ('eval_batch_size',))
     p.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
                    help='mixed precision: forward passes under torch.autocast in bfloat16 (--amp) or in float16 with '
                         'loss scaling (--amp fp16)')
@@ -88,7 +91,7 @@ def parse_args(argv: list[str] | None):
             dataloader.add_arguments(parser.add_argument_group(f'{peeked.experiment} options'))
     args = parser.parse_args(argv)  # a UserError on unknown names or flags nobody declared
     approach = utils.load_module('approaches', args.approach)
-    apply_legacy_parameter(args, parser, approach.Appr)
+    apply_legacy_parameter(args, approach.Appr)
     experiment = utils.load_module('dataloaders', args.experiment)
     # The original's network when none is named: each experiment's base (mlp for the MNIST experiments, alexnet
     # otherwise) in the variant the approach needs (mlp_hat, alexnet_hat for hat)
@@ -104,9 +107,6 @@ def parse_args(argv: list[str] | None):
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
         args.output = args.results_dir / f'{args.experiment}_{args.approach}_{args.seed}{suffix}.txt'
-    for flag in ('nepochs', 'batch_size', 'eval_batch_size'):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise utils.UserError(f"--{flag.replace('_', '-')} must be at least 1")
     return args, experiment, approach, network
 
 
@@ -114,16 +114,23 @@ def experiment_options(experiment, args) -> dict:
     """The values of the experiment's own flags (declared by its optional add_arguments), as keywords for its get()."""
     declared = argparse.ArgumentParser(add_help=False)
     getattr(experiment, 'add_arguments', lambda parser: None)(declared)
-    return {action.dest: getattr(args, action.dest) for action in declared._actions}
+    return {name: getattr(args, name) for name in vars(declared.parse_args([]))}
 
 
-def apply_legacy_parameter(args, parser: argparse.ArgumentParser, appr_cls) -> None:
+def build_approach(approach, net: torch.nn.Module, args, device: torch.device, log: logs.EpochLog | None = None):
+    """The approach module's Appr on net, from the parsed flags: its hyperparameters, the loop's, the run's context."""
+    appr_cls = approach.Appr
+    context = Context(device=device, log=log or logs.EpochLog(None), logs_dir=Path(args.logs_dir),
+                      name=Path(args.output).stem, speed=hparams.from_args(Speed, args))
+    return appr_cls(net, hparams.from_args(appr_cls.Hyper, args), hparams.from_args(Loop, args), context)
+
+
+def apply_legacy_parameter(args, appr_cls) -> None:
     """Map the original's --parameter a,b,... onto the approach's named flags (each approach knows its own form)."""
     if not args.parameter:
         return
-    types = {a.dest: a.type for a in parser._actions}
     try:
-        settings = appr_cls.parse_parameter(args.parameter.split(','), types)
+        settings = appr_cls.parse_parameter(args.parameter.split(','))
     except ValueError as e:
         raise utils.UserError(f"--parameter '{args.parameter}' ({args.approach}): {e}") from None
     vars(args).update(settings)
@@ -155,69 +162,15 @@ def print_matrix(acc: np.ndarray) -> None:
     print('*' * 100)
 
 
-# Flags that only say where things go or how to run: a checkpoint may be resumed with different ones
-NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'deterministic', 'resume',
-                 'overwrite')
-
-
-def checkpoint_path(args) -> Path:
-    """Where a run keeps the checkpoint of its last finished task."""
-    return Path(args.logs_dir) / (Path(args.output).stem + '_checkpoint.pt')
-
-
 def check_previous_results(args) -> dict | None:
     """Finished results already at --output: returned under --resume, refused unless --overwrite (dry runs are
     scratch, and always replaced)."""
-    previous = utils.load_results(args.output)
-    if args.dry_run or args.overwrite or not utils.is_complete(previous):
+    previous = files.load_results(args.output)
+    if args.dry_run or args.overwrite or not files.is_complete(previous):
         return None
     if args.resume:
         return previous
     raise utils.UserError(f'{args.output} holds a finished run; --resume returns it, --overwrite replaces it')
-
-
-def plain_args(args) -> dict:
-    """Every argument, paths as strings (what the results and checkpoints save)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-
-
-def config(args) -> dict:
-    """The settings that decide a run's results (a checkpoint continues only a run with the same ones)."""
-    return {k: v for k, v in sorted(plain_args(args).items()) if k not in NOT_IN_CONFIG}
-
-
-def save_checkpoint(path: Path, args, appr, progress: dict) -> None:
-    """Everything needed to continue after the tasks done: settings, approach state, matrices, RNG states."""
-    rng = {'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
-           'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    state = {'format': CHECKPOINT_FORMAT, 'config': config(args), 'appr': appr.state(), 'rng': rng, **progress}
-    utils.atomic_write(path, lambda f: torch.save(state, f))
-
-
-def load_checkpoint(path: Path, args, appr) -> dict | None:
-    """Restore a checkpoint into appr and the RNGs and return its progress; None where there is none."""
-    if not path.is_file():
-        return None
-    try:
-        # Our own file in the user's logs folder, as trusted as the .pkl results: it holds numpy RNG states and
-        # approach state (frozen copies of the network) that weights_only loading refuses
-        state = torch.load(path, map_location=appr.device, weights_only=False)
-    except Exception as e:  # torch raises many kinds on a truncated or foreign file
-        raise utils.UserError(f'cannot read checkpoint {path} ({type(e).__name__}); delete it to start over') from None
-    if state.get('format') != CHECKPOINT_FORMAT:
-        raise utils.UserError(f'checkpoint {path} is from another version of this code; delete it to start over')
-    current = config(args)
-    differ = sorted(k for k in set(state['config']) | set(current) if state['config'].get(k) != current.get(k))
-    if differ:
-        flags = ', '.join('--' + k.replace('_', '-') for k in differ)
-        raise utils.UserError(f'checkpoint {path} was made with other settings ({flags}); resume with the same '
-                              f'flags, or delete it to start over')
-    appr.load_state(state['appr'])
-    np.random.set_state(state['rng']['numpy'])
-    torch.set_rng_state(state['rng']['torch'])
-    if state['rng']['cuda'] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['rng']['cuda'])
-    return {k: state[k] for k in ('tasks_done', 'acc', 'lss', 'seconds_per_task', 'seconds', 'log_bytes')}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -226,23 +179,23 @@ def main(argv: list[str] | None = None) -> dict:
     args, experiment, approach, network = parse_args(argv)
     print_args(args)
     args.output = Path(args.output).resolve()
-    utils.ensure_writable_dir(args.output.parent, 'results')
-    utils.ensure_writable_dir(args.logs_dir, 'logs')
-    with utils.OutputLock(args.output), utils.SignalGuard() as guard:
+    files.ensure_writable_dir(args.output.parent, 'results')
+    files.ensure_writable_dir(args.logs_dir, 'logs')
+    with files.OutputLock(args.output), interrupts.SignalGuard() as guard:
         previous = check_previous_results(args)
         if previous is not None:
             print(f'{args.output} is finished already: nothing to resume')
             return previous
         try:
             return run(args, experiment, approach, network, guard, tstart)
-        except utils.Interrupted as e:
-            ckpt = checkpoint_path(args)
+        except interrupts.Interrupted as e:
+            ckpt = checkpoints.path_for(args)
             if not ckpt.is_file():
-                raise utils.Interrupted(f'{e} before the first task started: nothing to resume') from None
-            raise utils.Interrupted(f'{e}; the same command with --resume continues from {ckpt}') from None
+                raise interrupts.Interrupted(f'{e} before the first task started: nothing to resume') from None
+            raise interrupts.Interrupted(f'{e}; the same command with --resume continues from {ckpt}') from None
 
 
-def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: float) -> dict:
+def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tstart: float) -> dict:
     """Train and test task after task (from the checkpoint's next task under --resume), saving as it goes."""
     if args.deterministic:
         utils.use_deterministic_kernels()
@@ -262,16 +215,17 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
 
     print('Inits...')
     net = network.Net(inputsize, taskcla).to(device)
-    utils.print_model_report(net)
+    logs.print_model_report(net)
     ntasks = len(taskcla)
-    ckpt = checkpoint_path(args)
+    ckpt = checkpoints.path_for(args)
     progress = {'tasks_done': 0, 'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
                 'lss': np.zeros((ntasks, ntasks), dtype=np.float32), 'seconds_per_task': [], 'seconds': 0.0,
                 'log_bytes': 0}
-    log = utils.EpochLog(args.logs_dir / (args.output.stem + '.jsonl'), append=args.resume and ckpt.is_file())
-    appr = approach.Appr(net, args, device, log)
+    log = logs.EpochLog(args.logs_dir / (args.output.stem + '.jsonl'), append=args.resume and ckpt.is_file())
+    appr = build_approach(approach, net, args, device, log)
+    vars(args).update(dataclasses.asdict(appr.hp))  # as the approach settled them (hat-test's emb_init by network)
     if args.resume:
-        resumed = load_checkpoint(ckpt, args, appr)
+        resumed = checkpoints.load(ckpt, args, appr)
         if resumed is None:
             print(f'No checkpoint at {ckpt}: starting from the first task')
         else:
@@ -279,8 +233,8 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
             log.truncate(progress['log_bytes'])
             tstart -= progress['seconds']  # elapsed time counts the earlier runs
             print(f"Resuming from {ckpt} after task {progress['tasks_done'] - 1}")
-    print('Criterion =', getattr(appr, 'ce', None))
-    utils.print_optimizer_config(appr.optimizer)
+    print('Criterion =', appr.ce if appr.trains else None)
+    logs.print_optimizer_config(appr.optimizer)
     print('-' * 100)
 
     acc, lss = progress['acc'], progress['lss']
@@ -288,7 +242,7 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
     try:
         if progress['tasks_done'] == 0:
             with guard.hold():  # a run stopped in its first task resumes from here, not from nothing
-                save_checkpoint(ckpt, args, appr, progress)
+                checkpoints.save(ckpt, args, appr, progress)
         for t, _ in taskcla[progress['tasks_done']:]:
             print('*' * 100)
             print(f"Task {t:2d} ({data[t]['name']})")
@@ -299,26 +253,26 @@ def run(args, experiment, approach, network, guard: utils.SignalGuard, tstart: f
             print('-' * 100)
             with guard.hold():  # the tests, results and checkpoint of a finished task are never cut in half
                 for u in range(t + 1):
-                    test_loss, test_acc = appr.eval(u, data[u]['test']['x'], data[u]['test']['y'])
+                    test_loss, test_acc = appr.test(u, data[u]['test']['x'], data[u]['test']['y'])
                     print(f">>> Test on task {u:2d} - {data[u]['name']:15s}: loss={test_loss:.3f}, "
                           f"acc={100 * test_acc:5.1f}% <<<")
                     acc[t, u], lss[t, u] = test_acc, test_loss
                 progress.update(tasks_done=t + 1, seconds=time.time() - tstart)
                 results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
                            'task_names': [task['name'] for task in data],
-                           'args': plain_args(args),
+                           'args': checkpoints.plain_args(args),
                            'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
                            'seconds': progress['seconds']}
                 print('Save at', args.output)
-                utils.save_txt_matrix(args.output, acc)
-                utils.save_pickle(args.output.with_suffix('.pkl'), results)
+                files.save_txt_matrix(args.output, acc)
+                files.save_pickle(args.output.with_suffix('.pkl'), results)
                 appr.after_tests(t, results)
                 if t + 1 < ntasks:
                     progress['log_bytes'] = log.size()
-                    save_checkpoint(ckpt, args, appr, progress)
+                    checkpoints.save(ckpt, args, appr, progress)
         ckpt.unlink(missing_ok=True)  # the results are complete: nothing left to resume
-    except utils.Interrupted as e:
-        raise utils.Interrupted(f"{e} after {progress['tasks_done']} of {ntasks} tasks") from None
+    except interrupts.Interrupted as e:
+        raise interrupts.Interrupted(f"{e} after {progress['tasks_done']} of {ntasks} tasks") from None
     finally:
         log.close()
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import run
+import files
 import utils
 
 SBATCH_TEMPLATE = utils.ROOT / 'scripts' / 'run.sbatch'
@@ -384,13 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     """Plan the sweep, skip what is finished, run the rest; return the exit status (1 if any run failed)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     for folder, what in ((args.results_dir, 'results'), (args.logs_dir, 'logs')):
-        utils.ensure_writable_dir(folder, what)
+        files.ensure_writable_dir(folder, what)
     args.results_dir, args.logs_dir = args.results_dir.resolve(), args.logs_dir.resolve()
     runs = build_runs(args)
     todo, finished, busy = [], [], []
     for r in runs:
-        lock = utils.OutputLock(r.output)
-        if utils.is_complete(utils.load_results(r.output)):
+        lock = files.OutputLock(r.output)
+        if files.is_complete(files.load_results(r.output)):
             finished.append(r)
         elif not lock.acquire():
             busy.append(r)

@@ -38,6 +38,17 @@ def data_dir(tmp_path_factory) -> Path:
         yield root
 
 
+@pytest.fixture(scope='module')
+def small_cifar(tmp_path_factory, data_dir) -> Path:
+    """CIFAR with 18 or 36 training images per task, for quick runs (after data_dir, whose checksums it overrides
+    for the module's duration and then gives back)."""
+    root = tmp_path_factory.mktemp('small')
+    md5 = fixtures.write_cifar(root, train_per_class=(10, 2), test_per_class=(3, 1))
+    with pytest.MonkeyPatch.context() as mp:
+        register_cifar_checksums(mp, md5)
+        yield root
+
+
 @pytest.fixture
 def fresh_data_dir(tmp_path, data_dir) -> Path:
     """A data folder of one's own (for tests that modify or break it), with the same tiny data sets."""

@@ -6,79 +6,17 @@ import torch
 
 import utils
 from approaches import _fisher, ewc
-from networks import mlp
-from test_hat import make_args
+from fixtures import LinearNet, hand_fisher, linear_problem, make_appr, placeholder_data, small_mlp, task_data
 
 
-class LinearNet(torch.nn.Module):
-    """Linear heads on the flattened input, with given (weight, bias) each: small enough to differentiate by hand."""
-
-    def __init__(self, *heads: tuple[np.ndarray, np.ndarray]):
-        super().__init__()
-        self.last = torch.nn.ModuleList(torch.nn.Linear(w.shape[1], w.shape[0]) for w, _ in heads)
-        self.set_heads(*heads)
-
-    @torch.no_grad()
-    def set_heads(self, *heads: tuple[np.ndarray, np.ndarray]) -> None:
-        """Copy the given weights into the heads."""
-        for layer, (weight, bias) in zip(self.last, heads):
-            layer.weight.copy_(torch.from_numpy(weight))
-            layer.bias.copy_(torch.from_numpy(bias))
-
-    def forward(self, x):
-        return [layer(x.flatten(1)) for layer in self.last]
-
-
-def linear_problem(seed=0, n=25, nin=4, ncla=3):
-    """Known weights and a set of n samples (n = 25: a full Fisher batch of 20 and a last one of 5)."""
-    rng = np.random.RandomState(seed)
-    weight, bias = rng.randn(ncla, nin).astype(np.float32), rng.randn(ncla).astype(np.float32)
-    x, y = rng.randn(n, nin).astype(np.float32), rng.randint(0, ncla, n)
-    return weight, bias, x, y
-
-
-def hand_fisher(weight, bias, x, y, l2=0.0, old=None):
-    """The original's Fisher diagonal of a linear softmax classifier, in float64 with numpy: batches of 20 in order,
-    sum of 20 * (gradient of the batch-mean cross-entropy [+ l2 * sum (theta - old)^2 / 2])^2, divided by n."""
-    weight, bias, x = weight.astype(np.float64), bias.astype(np.float64), x.astype(np.float64)
-    fw, fb = np.zeros_like(weight), np.zeros_like(bias)
-    for i in range(0, len(x), 20):
-        xb, yb = x[i:i + 20], y[i:i + 20]
-        z = xb @ weight.T + bias
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        d = (p - np.eye(weight.shape[0])[yb]) / len(xb)  # d(mean CE)/d logits
-        gw, gb = d.T @ xb, d.sum(0)
-        if old is not None:
-            gw, gb = gw + l2 * (weight - old[0]), gb + l2 * (bias - old[1])
-        fw += 20 * gw ** 2
-        fb += 20 * gb ** 2
-    return fw / len(x), fb / len(x)
-
-
-def task_data(x, y):
-    """One task in run.py's format (only the training set is used here)."""
-    split = {'x': torch.from_numpy(x), 'y': torch.from_numpy(y)}
-    return {'train': split, 'valid': split, 'test': split}
-
-
-def placeholder_data(ntasks=3):
-    """Tasks of one blank sample, for tests that replace the Fisher by given values."""
-    return [task_data(np.zeros((1, 1, 28, 28), np.float32), np.zeros(1, np.int64))] * ntasks
-
-
-def make_ewc(net, **overrides):
-    return ewc.Appr(net, make_args(ewc.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
-
-
-def small_mlp(ntasks=2):
-    return mlp.Net([1, 28, 28], [(t, 3) for t in range(ntasks)], nlayers=1, nhid=16)
+def make_ewc(net, **settings):
+    return make_appr(ewc.Appr, net, **settings)
 
 
 def test_defaults_are_the_originals():
-    args = make_args(ewc.Appr)
-    assert (args.lamb, args.clipgrad) == (5000, 100)  # ewc.py:11
-    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    appr = ewc.Appr(small_mlp())
+    assert (appr.hp.lamb, appr.loop.clipgrad) == (5000, 100)  # ewc.py:11
+    assert (appr.loop.lr_min, appr.loop.lr_factor, appr.loop.lr_patience) == (1e-4, 3, 5)
     assert ewc.Appr.parameter_names == ('lamb',) and ewc.Appr.network_variant is None
     assert _fisher.SBATCH == 20
 
@@ -188,14 +126,14 @@ def test_criterion_and_penalty_gradient_by_hand():
     penalty = (0.5 * (weight.astype(np.float64) ** 2).sum() + (np.array([1, 2, 0]) * (bias - 1.0) ** 2).sum()) / 2
     assert appr.penalty().item() == pytest.approx(penalty, rel=1e-6)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    outputs = appr.forward(0, xt)
+    outputs, extras = appr.forward(0, xt, training=False)
     ce = torch.nn.functional.cross_entropy(outputs[0], yt)
-    assert torch.equal(appr.criterion(0, outputs, yt), ce)  # no penalty on the first task
+    assert torch.equal(appr.criterion(0, outputs, yt, extras)[0], ce)  # no penalty on the first task
     ce1 = torch.nn.functional.cross_entropy(outputs[1], yt)  # the same head's weights: the same logits
-    assert appr.criterion(1, outputs, yt).item() == pytest.approx(ce1.item() + 300 * penalty, rel=1e-6)
+    assert appr.criterion(1, outputs, yt, extras)[0].item() == pytest.approx(ce1.item() + 300 * penalty, rel=1e-6)
     # Its gradient pulls each weight towards the anchor in proportion to its Fisher: lamb * F * (theta - theta*)
     net.zero_grad()
-    (appr.lamb * appr.penalty()).backward()
+    (appr.hp.lamb * appr.penalty()).backward()
     torch.testing.assert_close(net.last[0].weight.grad, 300 * 0.5 * torch.from_numpy(weight))
     torch.testing.assert_close(net.last[0].bias.grad,
                                300 * torch.tensor([1.0, 2.0, 0.0]) * (torch.from_numpy(bias) - 1))

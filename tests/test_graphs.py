@@ -1,4 +1,4 @@
-"""CUDA graphs of the training step and evaluation batches (approaches/_graphs.py).
+"""CUDA graphs of the training step and evaluation batches (approaches/_fast.py).
 
 Capturing needs a GPU: bench/bench_gpu.py checks there that whole runs give bitwise the same matrices with and without
 graphs, and test_graphs_match_eager_on_a_gpu below does where one is present. On CPU, the loop's side of it runs with
@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-import run
 import utils
-from approaches import _base, _graphs
-from test_speed import ARGV, small_cifar  # noqa: F401  (a fixture)
+from approaches import _base, _fast
+from fixtures import run_small_cifar
 
 os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # deterministic cuBLAS, if CUDA starts after this
 
@@ -47,7 +46,7 @@ class EmulatedGraph:
         return self.outputs
 
 
-class EmulatedGraphs(_graphs.StepGraphs):
+class EmulatedGraphs(_fast.StepGraphs):
     """StepGraphs without a CUDA stream."""
 
     def __init__(self):
@@ -62,35 +61,30 @@ class EmulatedGraphs(_graphs.StepGraphs):
         super().drop(keep)
 
 
-def run_cifar(data_dir, tmp_path, approach, *extra, device='cpu'):
-    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
-                     str(tmp_path / 'logs'), '--device', device, '--approach', approach, *ARGV, *extra])
-
-
 def use_emulated_graphs(monkeypatch, graph_cls) -> list:
     """Every approach built from now on replays its steps through EmulatedGraphs whose graphs are graph_cls; returns
     the list the approaches are appended to."""
     made = []
     init = _base.Appr.__init__
 
-    def with_graphs(self, model, args, device, log):
-        init(self, model, args, device, log)
-        self.graphs = EmulatedGraphs()
+    def with_graphs(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.fast.graphs = EmulatedGraphs()
         made.append(self)
 
     monkeypatch.setattr(_base.Appr, '__init__', with_graphs)
-    monkeypatch.setattr(_graphs, '_Graph', graph_cls)
+    monkeypatch.setattr(_fast, '_Graph', graph_cls)
     return made
 
 
 @pytest.mark.parametrize('approach', ['hat'])
 def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp_path, monkeypatch, approach):
-    eager = run_cifar(small_cifar, tmp_path / 'eager', approach)
+    eager = run_small_cifar(small_cifar, tmp_path / 'eager', approach)
     made = use_emulated_graphs(monkeypatch, EmulatedGraph)
     EmulatedGraph.captures = []
-    replayed = run_cifar(small_cifar, tmp_path / 'graphs', approach)
+    replayed = run_small_cifar(small_cifar, tmp_path / 'graphs', approach)
     assert np.array_equal(eager['acc'], replayed['acc']) and np.array_equal(eager['lss'], replayed['lss'])
-    graphs = made[0].graphs
+    graphs = made[0].fast.graphs
     # Batch 8 on 18 or 36 training images: full batches went through graphs after the warm-ups, partial ones not;
     # the lr drops (patience 1) and the tasks' ends dropped graphs
     assert len(EmulatedGraph.captures) > 10 and graphs.dropped >= len(EmulatedGraph.captures) - len(graphs.graphs)
@@ -101,7 +95,7 @@ def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp
 def test_graphs_match_eager_on_a_gpu(small_cifar, tmp_path):
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        runs = [run_cifar(small_cifar, tmp_path / name, 'hat', *flags, device='cuda')
+        runs = [run_small_cifar(small_cifar, tmp_path / name, 'hat', *flags, device='cuda')
                 for name, flags in (('graphs', ['--cuda-graphs']), ('eager', []))]
     finally:
         torch.use_deterministic_algorithms(False)
@@ -115,4 +109,4 @@ def test_a_failed_capture_is_one_clear_error(small_cifar, tmp_path, monkeypatch)
     use_emulated_graphs(monkeypatch, refuse)
     with pytest.raises(utils.UserError, match=r'^CUDA graph capture failed \(operation not permitted when stream is '
                                               r'capturing\); run without --cuda-graphs'):
-        run_cifar(small_cifar, tmp_path, 'sgd')
+        run_small_cifar(small_cifar, tmp_path, 'sgd')

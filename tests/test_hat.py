@@ -8,28 +8,24 @@ import torch
 import run
 import utils
 from approaches import hat, sgd
+from fixtures import make_appr, two_task_data
 from networks import alexnet_hat, mlp, mlp_hat
 
 
-def make_args(appr_cls, **overrides):
-    """The Namespace run.py would give the approach, with the common flags' and its own declared defaults."""
-    parser = run.build_parser(['experiment'], ['approach'])
-    appr_cls.add_arguments(parser)
-    args = parser.parse_args(['--experiment', 'experiment', '--approach', 'approach'])
-    for k, v in {**dict(nepochs=1, batch_size=8, lr=0.05), **overrides}.items():
-        setattr(args, k, v)
-    return args
-
-
-def make_hat(net, **overrides):
-    return hat.Appr(net, make_args(hat.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+def make_hat(net, **settings):
+    return make_appr(hat.Appr, net, **settings)
 
 
 def test_defaults_are_the_papers():
-    args = make_args(hat.Appr)
-    assert (args.lamb, args.smax, args.clipgrad, args.thres_cosh, args.thres_emb) == (0.75, 400, 10000, 50, 6)
-    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    appr = hat.Appr(mlp_hat.Net([1, 28, 28], [(0, 2)]))
+    hp, loop = appr.hp, appr.loop
+    assert (hp.lamb, hp.smax, loop.clipgrad, hp.thres_cosh, hp.thres_emb) == (0.75, 400, 10000, 50, 6)
+    assert (loop.lr_min, loop.lr_factor, loop.lr_patience) == (1e-4, 3, 5)
+    assert (loop.nepochs, loop.lr, loop.batch_size) == (200, 0.05, 64)
     assert hat.Appr.parameter_names == ('lamb', 'smax')
+    # The flags run.py declares give the same defaults
+    args, *_ = run.parse_args(['--experiment', 'cifar', '--approach', 'hat'])
+    assert (args.lamb, args.smax, args.clipgrad, args.thres_cosh, args.thres_emb) == (0.75, 400, 10000, 50, 6)
 
 
 def test_s_schedule():
@@ -37,11 +33,12 @@ def test_s_schedule():
     x = torch.randn(2, 1, 28, 28)
     for (i, n), expected in [((0, 64), 1 / 400), ((32, 64), 200.00125), ((48, 64), 300.000625), ((640, 1000), 256.0009)]:
         appr.pre_batch((i, n))
-        appr.forward(0, x, position=(i, n))
         assert appr.s == pytest.approx(expected, rel=1e-12)
         assert appr.s_train.item() == np.float32(appr.s) and appr.smax_over_s.item() == np.float32(400 / appr.s)
-    appr.forward(0, x)  # evaluation
-    assert appr.s == 400
+        _, extras = appr.forward(0, x, training=True)
+        assert torch.equal(extras['masks'][0], torch.sigmoid(appr.s_train * appr.model.efc1.weight[:1]))
+    _, extras = appr.forward(0, x, training=False)  # evaluation: s = smax
+    assert torch.equal(extras['masks'][0], torch.sigmoid(400 * appr.model.efc1.weight[:1]))
 
 
 def test_regulariser():
@@ -56,9 +53,11 @@ def test_regulariser():
 def test_criterion_adds_c_times_regulariser():
     appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 3)]), lamb=2.0)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
-    outputs = appr.forward(0, x)
+    outputs, extras = appr.forward(0, x, training=False)
     ce = torch.nn.functional.cross_entropy(outputs[0], y)
-    assert appr.criterion(0, outputs, y).item() == pytest.approx((ce + 2.0 * appr.reg).item(), rel=1e-6)
+    loss, terms = appr.criterion(0, outputs, y, extras)
+    assert terms['reg'].item() == appr.regulariser(extras['masks']).item()
+    assert loss.item() == pytest.approx((ce + 2.0 * terms['reg']).item(), rel=1e-6)
 
 
 def test_embedding_gradient_compensation():
@@ -114,18 +113,6 @@ def test_mask_accumulation_and_gradient_masks():
     assert torch.equal(net.last[0].weight.grad, torch.ones_like(net.last[0].weight))
 
 
-def two_task_data(seed=0, n=96):
-    """Two random 3-class tasks on MNIST-shaped inputs, learnable by memorisation."""
-    g = torch.Generator().manual_seed(seed)
-    tasks = []
-    for t in range(2):
-        x = torch.randn(n, 1, 28, 28, generator=g)
-        y = torch.randint(0, 3, (n,), generator=g)
-        tasks.append({'name': f't{t}', 'ncla': 3, 'train': {'x': x, 'y': y}, 'valid': {'x': x, 'y': y},
-                      'test': {'x': x, 'y': y}})
-    return tasks
-
-
 def test_parameters_claimed_by_task0_do_not_move():
     utils.seed_everything(0)
     data = two_task_data()
@@ -166,7 +153,7 @@ def test_hat_keeps_task0_outputs_sgd_does_not():
     hat_change = task0_output_change(happr, hnet, data, lambda x: hnet(0, x, s=400)[0][0])
     utils.seed_everything(0)
     snet = mlp.Net([1, 28, 28], [(0, 3), (1, 3)])
-    sappr = sgd.Appr(snet, make_args(sgd.Appr, nepochs=3), torch.device('cpu'), utils.EpochLog(None))
+    sappr = make_appr(sgd.Appr, snet, nepochs=3)
     sgd_change = task0_output_change(sappr, snet, data, lambda x: snet(x)[0])
     assert sgd_change > 0.3
     assert hat_change < 0.02 * sgd_change

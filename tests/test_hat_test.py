@@ -10,8 +10,8 @@ import torch
 import run
 import utils
 from approaches import hat_test
+from fixtures import make_appr
 from networks import alexnet_hat, mlp_hat
-from test_hat import make_args
 
 
 def run_hat_test(data_dir, tmp_path, *argv):
@@ -56,10 +56,10 @@ def test_legacy_parameter_forms(data_dir, tmp_path):
     results, _ = run_hat_test(data_dir, tmp_path, '--parameter', f'0.5,200,{custom},1')
     assert (results['args']['lamb'], results['args']['smax'], results['args']['single_task']) == (0.5, 200, True)
     assert load(custom)['task_name'][1] == 'mnist-5-9'
-    settings = hat_test.Appr.parse_parameter(['logs/x.pkz'], {})
+    settings = hat_test.Appr.parse_parameter(['logs/x.pkz'])
     assert settings == {'monitor_path': utils.Path('logs/x.pkz')}
     with pytest.raises(ValueError, match='takes lamb,smax'):
-        hat_test.Appr.parse_parameter(['1', '2', 'p', '1', '5'], {})
+        hat_test.Appr.parse_parameter(['1', '2', 'p', '1', '5'])
 
 
 def test_single_task_trains_only_the_first_task(data_dir, tmp_path):
@@ -70,18 +70,19 @@ def test_single_task_trains_only_the_first_task(data_dir, tmp_path):
     assert results['acc'][0, 0] > 0.6
 
 
-def embeddings_after_init(net_cls, inputsize, network, **overrides):
+def embeddings_after_init(net_cls, inputsize, tmp_path, **settings):
     torch.manual_seed(0)
     net = net_cls.Net(inputsize, [(0, 2), (1, 2)])
-    args = make_args(hat_test.Appr, network=network, output='x.txt', logs_dir='logs', **overrides)
-    hat_test.Appr(net, args, torch.device('cpu'), utils.EpochLog(None))
-    return torch.cat([e.weight.flatten() for e in net.embeddings()])
+    appr = make_appr(hat_test.Appr, net, logs_dir=tmp_path, **settings)
+    return appr.hp.emb_init, torch.cat([e.weight.flatten() for e in net.embeddings()])
 
 
-def test_embedding_initialisation():
-    conv = embeddings_after_init(alexnet_hat, [3, 32, 32], 'alexnet_hat')
+def test_embedding_initialisation(tmp_path):
+    init, conv = embeddings_after_init(alexnet_hat, [3, 32, 32], tmp_path)
+    assert init == 'uniform'  # as saved with the results
     assert conv.min() >= 0 and conv.max() <= 2 and conv.std() < 0.7  # U(0, 2), the original's alexnet_hat_test
-    mlp = embeddings_after_init(mlp_hat, [1, 28, 28], 'mlp_hat')
+    init, mlp = embeddings_after_init(mlp_hat, [1, 28, 28], tmp_path)
+    assert init == 'normal'
     assert mlp.min() < -1 and mlp.max() > 1  # N(0, 1), as the original's hat-test on the MNIST experiments
-    forced = embeddings_after_init(mlp_hat, [1, 28, 28], 'mlp_hat', emb_init='uniform')
+    _, forced = embeddings_after_init(mlp_hat, [1, 28, 28], tmp_path, emb_init='uniform')
     assert forced.min() >= 0 and forced.max() <= 2

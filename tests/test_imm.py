@@ -6,12 +6,11 @@ import torch
 
 import utils
 from approaches import _fisher, imm_mean, imm_mode
-from test_ewc import LinearNet, hand_fisher, linear_problem, placeholder_data, small_mlp, task_data
-from test_hat import make_args
+from fixtures import LinearNet, hand_fisher, linear_problem, make_appr, placeholder_data, small_mlp, task_data
 
 
-def make(appr_cls, net, **overrides):
-    return appr_cls.Appr(net, make_args(appr_cls.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+def make(module, net, **settings):
+    return make_appr(module.Appr, net, **settings)
 
 
 def random_weights(net, seed):
@@ -26,13 +25,14 @@ def set_weights(net, weights):
 
 
 def test_defaults_are_the_originals():
-    args = make_args(imm_mean.Appr)
-    assert (args.lamb, args.clipgrad) == (0.0001, 10000)  # imm_mean.py:13
-    args = make_args(imm_mode.Appr)
-    assert (args.lamb, args.clipgrad) == (0.01, 1000)  # imm_mode.py:13 (its comment says the best was 1)
+    appr = imm_mean.Appr(small_mlp())
+    assert (appr.hp.lamb, appr.loop.clipgrad) == (0.0001, 10000)  # imm_mean.py:13
+    appr = imm_mode.Appr(small_mlp())
+    assert (appr.hp.lamb, appr.loop.clipgrad) == (0.01, 1000)  # imm_mode.py:13 (its comment says the best was 1)
+    assert appr.hp.apply_merge is False
     for appr_cls in (imm_mean.Appr, imm_mode.Appr):
-        args = make_args(appr_cls)
-        assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+        loop = appr_cls(small_mlp()).loop
+        assert (loop.lr_min, loop.lr_factor, loop.lr_patience) == (1e-4, 3, 5)
         assert appr_cls.parameter_names == ('lamb',) and appr_cls.network_variant is None
 
 
@@ -45,12 +45,12 @@ def test_l2_transfer_regulariser_by_hand(module):
     expected = (((weight.astype(np.float64) - 1) ** 2).sum() + ((bias - np.array([0.5, -1.0, 2.0])) ** 2).sum()) / 2
     assert appr.regulariser().item() == pytest.approx(expected, rel=1e-6)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    outputs = appr.forward(0, xt)
+    outputs, extras = appr.forward(0, xt, training=False)
     ce = torch.nn.functional.cross_entropy(outputs[0], yt)
-    assert torch.equal(appr.criterion(0, outputs, yt), ce)  # no regulariser on the first task
+    assert torch.equal(appr.criterion(0, outputs, yt, extras)[0], ce)  # no regulariser on the first task
     net.last.append(net.last[0])  # task 1 on the same head, so that the regulariser applies
-    outputs = appr.forward(1, xt)
-    assert appr.criterion(1, outputs, yt).item() == pytest.approx(ce.item() + 0.3 * expected, rel=1e-6)
+    outputs, extras = appr.forward(1, xt, training=False)
+    assert appr.criterion(1, outputs, yt, extras)[0].item() == pytest.approx(ce.item() + 0.3 * expected, rel=1e-6)
     appr.old = utils.get_model(net)
     assert appr.regulariser().item() == 0.0
 

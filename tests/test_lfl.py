@@ -6,18 +6,18 @@ import torch
 import run
 import utils
 from approaches import lfl
+from fixtures import make_appr, two_task_data
 from networks import alexnet, alexnet_lfl, mlp, mlp_lfl
-from test_hat import make_args, two_task_data
 
 
-def make_lfl(net, **overrides):
-    return lfl.Appr(net, make_args(lfl.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+def make_lfl(net, **settings):
+    return make_appr(lfl.Appr, net, **settings)
 
 
 def test_defaults_are_the_originals():
-    args = make_args(lfl.Appr)
-    assert (args.lamb, args.clipgrad) == (0.05, 200)
-    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    appr = lfl.Appr(mlp_lfl.Net([1, 28, 28], [(0, 2)]))
+    assert (appr.hp.lamb, appr.loop.clipgrad) == (0.05, 200)
+    assert (appr.loop.lr_min, appr.loop.lr_factor, appr.loop.lr_patience) == (1e-4, 3, 5)
     assert lfl.Appr.parameter_names == ('lamb',)  # the original's lfl.py ignored --parameter
     assert lfl.Appr.network_variant == 'lfl'
 
@@ -61,9 +61,9 @@ def test_first_task_is_plain_cross_entropy():
     appr = make_lfl(net)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
     net.eval()
-    outputs = appr.forward(0, x)
-    assert appr.features_old is None
-    assert torch.equal(appr.criterion(0, outputs, y), torch.nn.functional.cross_entropy(outputs[0], y))
+    outputs, extras = appr.forward(0, x, training=False)
+    assert extras['features_old'] is None
+    assert torch.equal(appr.criterion(0, outputs, y, extras)[0], torch.nn.functional.cross_entropy(outputs[0], y))
 
 
 def test_penalty_zero_when_features_equal_the_old_models():
@@ -72,10 +72,11 @@ def test_penalty_zero_when_features_equal_the_old_models():
     appr.post_train(0, None)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
     net.eval()
-    outputs = appr.forward(1, x)
-    assert torch.equal(appr.features, appr.features_old)
-    assert torch.equal(appr.criterion(1, outputs, y), torch.nn.functional.cross_entropy(outputs[1], y))
-    assert appr.metrics()['penalty'].item() == 0
+    outputs, extras = appr.forward(1, x, training=False)
+    assert torch.equal(extras['features'], extras['features_old'])
+    loss, terms = appr.criterion(1, outputs, y, extras)
+    assert torch.equal(loss, torch.nn.functional.cross_entropy(outputs[1], y))
+    assert terms['penalty'].item() == 0
 
 
 def test_criterion_adds_lamb_times_hand_computed_penalty():
@@ -86,12 +87,12 @@ def test_criterion_adds_lamb_times_hand_computed_penalty():
         net.fc2.bias.add_(torch.tensor([0.5, -0.25, 1.0, 0.0]))
     net.eval()
     x, y = torch.randn(2, 1, 28, 28), torch.tensor([2, 1])
-    outputs = appr.forward(1, x)
-    new, old = appr.features.tolist(), appr.features_old.tolist()
+    outputs, extras = appr.forward(1, x, training=False)
+    new, old = extras['features'].tolist(), extras['features_old'].tolist()
     penalty = sum((a - b) ** 2 for rn, ro in zip(new, old) for a, b in zip(rn, ro)) / 2
     assert penalty > 0
     expected = torch.nn.functional.cross_entropy(outputs[1], y).item() + 0.05 * penalty
-    assert appr.criterion(1, outputs, y).item() == pytest.approx(expected, rel=1e-6)
+    assert appr.criterion(1, outputs, y, extras)[0].item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_targets_come_from_a_frozen_copy():

@@ -6,12 +6,12 @@ import torch
 
 import utils
 from approaches import lwf
+from fixtures import make_appr, two_task_data
 from networks import mlp
-from test_hat import make_args, two_task_data
 
 
-def make_lwf(net, **overrides):
-    return lwf.Appr(net, make_args(lwf.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+def make_lwf(net, **settings):
+    return make_appr(lwf.Appr, net, **settings)
 
 
 def softmax(z):
@@ -33,9 +33,9 @@ def hand_distillation(outputs, targets, T, eps=1e-5):
 
 
 def test_defaults_are_the_originals():
-    args = make_args(lwf.Appr)
-    assert (args.lamb, args.T, args.clipgrad) == (2, 1, 100)
-    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    appr = lwf.Appr(mlp.Net([1, 28, 28], [(0, 2)]))
+    assert (appr.hp.lamb, appr.hp.T, appr.loop.clipgrad) == (2, 1, 100)
+    assert (appr.loop.lr_min, appr.loop.lr_factor, appr.loop.lr_patience) == (1e-4, 3, 5)
     assert lwf.Appr.parameter_names == ('lamb', 'T')
     assert lwf.Appr.network_variant is None
 
@@ -82,9 +82,9 @@ def test_first_task_is_plain_cross_entropy():
     appr = make_lwf(net)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
     net.eval()
-    outputs = appr.forward(0, x)
-    assert appr.targets_old is None
-    assert torch.equal(appr.criterion(0, outputs, y), torch.nn.functional.cross_entropy(outputs[0], y))
+    outputs, extras = appr.forward(0, x, training=False)
+    assert extras['targets_old'] is None
+    assert torch.equal(appr.criterion(0, outputs, y, extras)[0], torch.nn.functional.cross_entropy(outputs[0], y))
 
 
 def test_criterion_sums_distillation_over_previous_tasks():
@@ -96,12 +96,13 @@ def test_criterion_sums_distillation_over_previous_tasks():
             p.add_(0.05 * torch.randn_like(p))
     net.eval()
     x, y = torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 1, 0, 1])
-    outputs = appr.forward(2, x)
+    outputs, extras = appr.forward(2, x, training=False)
     old = appr.model_old(x)
     dist = lwf.distillation(outputs[0], old[0], T=2) + lwf.distillation(outputs[1], old[1], T=2)
     expected = torch.nn.functional.cross_entropy(outputs[2], y) + 0.7 * dist
-    assert appr.criterion(2, outputs, y).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert appr.metrics()['dist'].item() == pytest.approx(dist.item(), rel=1e-6)
+    loss, terms = appr.criterion(2, outputs, y, extras)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert terms['dist'].item() == pytest.approx(dist.item(), rel=1e-6)
 
 
 def test_targets_come_from_a_frozen_copy():
@@ -127,8 +128,8 @@ def test_targets_come_from_a_frozen_copy():
         assert not torch.equal(net.eval()(x)[0], before[0])
     # The copy is in eval mode: its targets are deterministic while the network trains with dropout
     net.train()
-    appr.forward(1, x, position=(0, len(x)))
-    assert torch.equal(appr.targets_old[0], appr.model_old(x)[0])
+    _, extras = appr.forward(1, x, training=True)
+    assert torch.equal(extras['targets_old'][0], appr.model_old(x)[0])
 
 
 def test_distillation_holds_old_outputs_on_the_inputs_it_sees():

@@ -13,7 +13,7 @@ from torchvision import datasets, transforms
 
 import fixtures
 from dataloaders import _common, mixture
-from test_run import OFFLINE, assert_one_line_error, cli, run_main
+from fixtures import OFFLINE, assert_one_line_error, cli, run_main
 from utils import UserError
 
 ORDER_SEED_0 = ['facescrub', 'mnist', 'cifar100', 'notmnist', 'svhn', 'cifar10', 'traffic-signs', 'fashion-mnist']

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+import fixtures
 import utils
 from approaches import pathnet
+from fixtures import CIFAR_TASKCLA as CIFAR, draws, make_tasks, parameter_shapes as shapes
 from networks import alexnet_pathnet, mlp_pathnet
-from test_hat import make_args
-from test_progressive import CIFAR, draws, make_tasks, shapes
 
 
 class Records:
@@ -21,16 +21,16 @@ class Records:
         self.rows.append(record)
 
 
-def make_appr(net, log=None, **overrides):
-    return pathnet.Appr(net, make_args(pathnet.Appr, **overrides), torch.device('cpu'), log or utils.EpochLog(None))
+def make_appr(net, **settings):
+    return fixtures.make_appr(pathnet.Appr, net, **settings)
 
 
 def test_defaults_are_the_originals():
-    args = make_args(pathnet.Appr)
-    assert (args.generations, args.clipgrad) == (20, 1000)
-    assert (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    appr = pathnet.Appr(mlp_pathnet.Net([1, 28, 28], [(0, 2)]))
+    assert (appr.hp.generations, appr.loop.clipgrad) == (20, 1000)
+    assert (appr.loop.lr_min, appr.loop.lr_factor, appr.loop.lr_patience) == (1e-4, 3, 5)
     assert pathnet.Appr.P == 2 and pathnet.Appr.parameter_names == ('generations',)
-    assert pathnet.Appr.parse_parameter(['50'], {'generations': int}) == {'generations': 50}
+    assert pathnet.Appr.parse_parameter(['50']) == {'generations': 50}
     assert pathnet.Appr.network_variant == alexnet_pathnet.VARIANT == mlp_pathnet.VARIANT == 'pathnet'
     net = alexnet_pathnet.Net([3, 32, 32], CIFAR)
     assert (net.M, net.N, len(net.layers), alexnet_pathnet.EXPAND_FACTOR) == (16, 3, 5, 0.258)
@@ -153,7 +153,7 @@ def test_generations_paths_and_epochs():
     for nepochs, generations, epochs in ((6, 3, 2), (2, 20, 1)):
         utils.seed_everything(0)
         log = Records()
-        appr = make_appr(mlp_pathnet.Net([1, 28, 28], [(0, 3)]), log, nepochs=nepochs, generations=generations)
+        appr = make_appr(mlp_pathnet.Net([1, 28, 28], [(0, 3)]), log=log, nepochs=nepochs, generations=generations)
         appr.train(0, data)
         expected = [(g, p, e) for g in range(1, min(generations, nepochs) + 1) for p in (1, 2)
                     for e in range(1, epochs + 1)]
@@ -164,9 +164,9 @@ class Scripted(pathnet.Appr):
     """PathNet whose epochs follow a script of validation losses, marking the weights each epoch leaves with its
     loss, and recording the path, the optimizer's learning rate and the weights each epoch starts from."""
 
-    def __init__(self, *args, script):
-        super().__init__(*args)
-        self.script = iter(script)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script = iter(())
         self.calls = []
 
     def epoch(self, t, e, lr, train, valid):
@@ -181,8 +181,9 @@ class Scripted(pathnet.Appr):
 
 def make_scripted(script, **overrides):
     net = mlp_pathnet.Net([1, 28, 28], [(0, 3)])
-    return Scripted(net, make_args(pathnet.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None),
-                    script=script)
+    appr = fixtures.make_appr(Scripted, net, **overrides)
+    appr.script = iter(script)
+    return appr
 
 
 def test_tournament_is_the_originals():
@@ -203,7 +204,7 @@ def test_tournament_is_the_originals():
     assert [c['start'] for c in appr.calls[1:]] == [1.0, 1.0, 0.5, 0.5, 0.625, 0.25, 0.875]
     assert bool((appr.model.last[0].bias == 0.25).all())
     assert np.array_equal(appr.model.best_path[0].numpy(), appr.calls[5]['path'])
-    assert appr.path is None and appr.lr == lr  # evaluation goes through the best path
+    assert appr.path is None and appr.loop.lr == lr  # evaluation goes through the best path
     # Generation 2's path 1 is generation 1's winner, mutated
     steps = (appr.calls[4]['path'] - appr.calls[2]['path']) % 16
     assert set(steps.flatten().tolist()) <= {0, 1, 2, 14, 15}

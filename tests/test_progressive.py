@@ -1,41 +1,22 @@
 """Progressive networks: the original's column widths and laterals, hand-checked, and their guarantee: what earlier
 tasks answer never changes."""
-import hashlib
-
 import pytest
 import torch
 
 import utils
 from approaches import progressive
+import fixtures
+from fixtures import CIFAR_TASKCLA as CIFAR, draws, make_tasks, parameter_shapes as shapes
 from networks import alexnet_progressive, mlp_progressive
-from test_hat import make_args
-
-CIFAR = [(t, 2) for t in range(5)] + [(t, 20) for t in range(5, 10)]  # the cifar experiment's taskcla
 
 
-def make_tasks(shape, ntasks, n=32, ncla=3, seed=0):
-    """ntasks random ncla-class tasks of n inputs of `shape`, learnable by memorisation (train = valid = test)."""
-    g = torch.Generator().manual_seed(seed)
-    tasks = []
-    for t in range(ntasks):
-        x = torch.randn(n, *shape, generator=g)
-        y = torch.randint(0, ncla, (n,), generator=g)
-        tasks.append({'name': f't{t}', 'ncla': ncla, 'train': {'x': x, 'y': y}, 'valid': {'x': x, 'y': y},
-                      'test': {'x': x, 'y': y}})
-    return tasks
-
-
-def shapes(net):
-    return {name: tuple(p.shape) for name, p in net.named_parameters()}
-
-
-def make_appr(net, **overrides):
-    return progressive.Appr(net, make_args(progressive.Appr, **overrides), torch.device('cpu'), utils.EpochLog(None))
+def make_appr(net, **settings):
+    return fixtures.make_appr(progressive.Appr, net, **settings)
 
 
 def test_defaults_are_the_originals():
-    args = make_args(progressive.Appr)
-    assert args.clipgrad == 10000 and (args.lr_min, args.lr_factor, args.lr_patience) == (1e-4, 3, 5)
+    loop = progressive.Appr(mlp_progressive.Net([1, 28, 28], [(0, 2)])).loop
+    assert loop.clipgrad == 10000 and (loop.lr_min, loop.lr_factor, loop.lr_patience) == (1e-4, 3, 5)
     assert progressive.Appr.parameter_names == ()
     assert progressive.Appr.network_variant == alexnet_progressive.VARIANT == mlp_progressive.VARIANT == 'progressive'
     assert alexnet_progressive.EXPAND_FACTOR == 1.117
@@ -152,26 +133,6 @@ def test_earlier_tasks_outputs_bitwise_unchanged(module, shape):
 ORIGINAL_INIT_DIGEST = '5df66b14d3fe6612e3d08343d4c1f868f23bb76ec9afe7c844564edd22dfdef7'
 ORIGINAL_TASK2_LOGITS = [-0.136937, -0.069182, -0.207012, -0.223322, -0.041529, -0.251052, -0.198905, 0.035412,
                          0.050966, -0.304584, -0.271958, -0.092622, -0.092645, -0.158502, -0.192543, -0.142234]
-
-
-def draws(module, forward) -> tuple[str, list[float]]:
-    """On one thread: the digest of module.Net's parameters from torch.manual_seed(0) (each one's bytes, sorted, so
-    that the order of registration does not count), then forward(net, x) in training mode from torch.manual_seed(2),
-    x being 8 CIFAR-shaped images from torch.manual_seed(1): the figures measured on the original's network."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        net = module.Net([3, 32, 32], CIFAR)
-        digests = sorted(hashlib.sha256(p.detach().numpy().tobytes()).hexdigest() for p in net.parameters())
-        torch.manual_seed(1)
-        x = torch.randn(8, 3, 32, 32)
-        net.train()
-        torch.manual_seed(2)
-        logits = forward(net, x).detach().flatten().tolist()
-    finally:
-        torch.set_num_threads(threads)
-    return hashlib.sha256(''.join(digests).encode()).hexdigest(), logits
 
 
 def test_random_draws_are_the_originals():

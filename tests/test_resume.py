@@ -11,19 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-import run
+import checkpoints
+import files
+import interrupts
 import utils
 from conftest import ROOT
-from test_run import APPROACHES, assert_one_line_error, cli
+from fixtures import assert_one_line_error, cli, run_main
+
+APPROACHES = utils.module_choices('approaches')
 
 # split_mnist: 5 tasks, so a run can stop with tasks done before and after it
 ARGV = ['--experiment', 'split_mnist', '--nepochs', '2', '--batch-size', '32']
 EXTRA = {'pathnet': ['--generations', '2']}
-
-
-def run_main(data_dir, tmp_path, *argv):
-    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
-                     '--logs-dir', str(tmp_path / 'logs'), '--device', 'cpu', *argv])
 
 
 class StopAfter:
@@ -31,12 +30,12 @@ class StopAfter:
 
     def __init__(self, tasks: int):
         self.tasks = tasks
-        self.save = run.save_checkpoint
+        self.save = checkpoints.save
 
     def __call__(self, path, args, appr, progress):
         self.save(path, args, appr, progress)
         if progress['tasks_done'] == self.tasks:
-            raise utils.Interrupted('SIGTERM')
+            raise interrupts.Interrupted('SIGTERM')
 
 
 @pytest.mark.parametrize('approach', APPROACHES)
@@ -46,11 +45,11 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, approach):
     argv = [*ARGV, '--approach', approach, *EXTRA.get(approach, [])]
     whole = run_main(data_dir, tmp_path / 'whole', *argv)
     with monkeypatch.context() as mp:
-        mp.setattr(run, 'save_checkpoint', StopAfter(2))
-        with pytest.raises(utils.Interrupted, match='SIGTERM after 2 of 5 tasks; the same command with --resume'):
+        mp.setattr(checkpoints, 'save', StopAfter(2))
+        with pytest.raises(interrupts.Interrupted, match='SIGTERM after 2 of 5 tasks; the same command with --resume'):
             run_main(data_dir, tmp_path / 'cut', *argv)
     stem = f'split_mnist_{approach}_0'
-    assert utils.load_results(tmp_path / 'cut' / 'res' / f'{stem}.txt')['tasks_done'] == 2
+    assert files.load_results(tmp_path / 'cut' / 'res' / f'{stem}.txt')['tasks_done'] == 2
     resumed = run_main(data_dir, tmp_path / 'cut', *argv, '--resume')
     assert np.array_equal(whole['acc'], resumed['acc']) and np.array_equal(whole['lss'], resumed['lss'])
     assert resumed['tasks_done'] == 5 and len(resumed['seconds_per_task']) == 5
@@ -68,8 +67,8 @@ def test_hat_monitor_logs_survive_resume(data_dir, tmp_path, monkeypatch):
     argv = [*ARGV, '--approach', 'hat-test']
     run_main(data_dir, tmp_path / 'whole', *argv)
     with monkeypatch.context() as mp:
-        mp.setattr(run, 'save_checkpoint', StopAfter(3))
-        with pytest.raises(utils.Interrupted):
+        mp.setattr(checkpoints, 'save', StopAfter(3))
+        with pytest.raises(interrupts.Interrupted):
             run_main(data_dir, tmp_path / 'cut', *argv)
     run_main(data_dir, tmp_path / 'cut', *argv, '--resume')
     logs = []
@@ -112,7 +111,7 @@ def test_sigkill_then_resume(data_dir, tmp_path):
     assert 2 <= ckpt['tasks_done'] < 5
     resumed = start(tmp_path, 'cut.txt', *argv, '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()
-    a, b = (utils.load_results(tmp_path / 'res' / name) for name in ('whole.txt', 'cut.txt'))
+    a, b = (files.load_results(tmp_path / 'res' / name) for name in ('whole.txt', 'cut.txt'))
     assert np.array_equal(a['acc'], b['acc']) and np.array_equal(a['lss'], b['lss'])
     assert (tmp_path / 'res' / 'whole.txt').read_text() == (tmp_path / 'res' / 'cut.txt').read_text()
 
@@ -124,7 +123,7 @@ def test_sigterm_mid_task_saves_and_exits_for_requeue(data_dir, tmp_path):
     proc = start(tmp_path, 'out.txt', *argv)
     wait_for_task(tmp_path / 'logs' / 'out.jsonl', 1, proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait() == utils.INTERRUPTED_EXIT
+    assert proc.wait() == interrupts.INTERRUPTED_EXIT
     err = proc.stderr.read().strip().splitlines()
     assert len(err) == 1 and err[0].startswith('interrupted: SIGTERM after ') and '--resume' in err[0], err
     ckpt = torch.load(tmp_path / 'logs' / 'out_checkpoint.pt', weights_only=False)
@@ -132,17 +131,17 @@ def test_sigterm_mid_task_saves_and_exits_for_requeue(data_dir, tmp_path):
     assert not (tmp_path / 'res' / '.out.txt.lock').exists()
     resumed = start(tmp_path, 'out.txt', *argv, '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()
-    assert utils.is_complete(utils.load_results(tmp_path / 'res' / 'out.txt'))
+    assert files.is_complete(files.load_results(tmp_path / 'res' / 'out.txt'))
 
 
 def test_signal_guard_delays_signals_while_saving():
-    with utils.SignalGuard() as guard:
-        with pytest.raises(utils.Interrupted, match='SIGUSR1'):
+    with interrupts.SignalGuard() as guard:
+        with pytest.raises(interrupts.Interrupted, match='SIGUSR1'):
             with guard.hold():
                 os.kill(os.getpid(), signal.SIGUSR1)
                 done = True  # reached: the signal waited for the end of the block
         assert done
-        with pytest.raises(utils.Interrupted, match='SIGTERM'):
+        with pytest.raises(interrupts.Interrupted, match='SIGTERM'):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -165,7 +164,7 @@ def test_finished_results_are_not_overwritten(data_dir, tmp_path):
 def test_busy_output_is_refused(data_dir, tmp_path):
     out = tmp_path / 'res' / 'busy.txt'
     out.parent.mkdir()
-    with utils.OutputLock(out):
+    with files.OutputLock(out):
         proc = cli('--experiment', 'mnist2', '--approach', 'sgd', '--output', str(out), '--data-dir', str(data_dir),
                    '--logs-dir', str(tmp_path / 'logs'))
         assert_one_line_error(proc, f'{out} is being written by another run (pid {os.getpid()})')
@@ -175,8 +174,8 @@ def test_busy_output_is_refused(data_dir, tmp_path):
 def test_checkpoint_of_other_settings_or_corrupt(data_dir, tmp_path, monkeypatch):
     argv = [*ARGV, '--approach', 'sgd']
     with monkeypatch.context() as mp:
-        mp.setattr(run, 'save_checkpoint', StopAfter(1))
-        with pytest.raises(utils.Interrupted):
+        mp.setattr(checkpoints, 'save', StopAfter(1))
+        with pytest.raises(interrupts.Interrupted):
             run_main(data_dir, tmp_path, *argv)
     with pytest.raises(utils.UserError, match=r'made with other settings \(--lr, --nepochs\)'):
         run_main(data_dir, tmp_path, *argv, '--resume', '--nepochs', '3', '--lr', '0.1')

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import run
+import checkpoints
 import utils
 from conftest import ROOT
+from fixtures import OFFLINE, assert_one_line_error, cli, run_main
 
 APPROACHES = utils.module_choices('approaches')
 EXPERIMENTS = utils.module_choices('dataloaders')
@@ -31,11 +32,6 @@ REFERENCE = ['random', 'sgd', 'sgd-restart', 'sgd-frozen', 'joint', 'hat']
 LEARN = ({(a, 'mnist2') for a in APPROACHES} | {(a, e) for a in REFERENCE for e in ('pmnist', 'cifar')} |
          {(a, e) for a in ('sgd', 'hat') for e in ('split_mnist', 'split_fmnist')}) - {('joint', 'cifar')}
 RUNS = sorted(LEARN | {(a, 'cifar') for a in APPROACHES} | {('hat', 'mixture')})
-
-
-def run_main(data_dir, tmp_path, *argv):
-    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
-                     '--logs-dir', str(tmp_path / 'logs'), '--device', 'cpu', *argv])
 
 
 def test_module_choices():
@@ -100,7 +96,7 @@ def test_deterministic_kernels_leave_cpu_numbers_alone(data_dir, tmp_path, monke
         torch.use_deterministic_algorithms(False)
     assert np.array_equal(plain['acc'], same['acc']) and np.array_equal(plain['lss'], same['lss'])
     # Saved with the results; how to run, not what: a checkpoint resumes with or without it, as with --device
-    assert same['args']['deterministic'] and 'deterministic' in run.NOT_IN_CONFIG
+    assert same['args']['deterministic'] and 'deterministic' in checkpoints.NOT_IN_CONFIG
 
 
 def test_named_flags_and_legacy_parameter(data_dir, tmp_path):
@@ -131,24 +127,6 @@ def test_runs_from_root_and_from_src(data_dir, tmp_path):
         assert (res / 'mnist2_sgd_0_dryrun.txt').is_file()
 
 
-def cli(*argv, env=None):
-    return subprocess.run([sys.executable, str(ROOT / 'src' / 'run.py'), *argv], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert 'Traceback' not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
-           'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'no_proxy': '', 'NO_PROXY': ''}
-
-
 @pytest.mark.parametrize('argv,fragments', [
     (['--experiment', 'cifar', '--approach', 'nope'], ["invalid choice: 'nope'"]),
     (['--experiment', 'svhn', '--approach', 'hat'], ["invalid choice: 'svhn'"]),
@@ -159,8 +137,8 @@ OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:
     (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
     (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_hat, mlp_hat), not alexnet']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, mlp, mlp_original), not alexnet_hat']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["invalid int value: 'ten'"]),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['--nepochs must be at least 1']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["argument --nepochs: 'ten' is not a whole number"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['argument --nepochs: must be at least 1']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
 ])
 def test_bad_command_lines(tmp_path, argv, fragments):

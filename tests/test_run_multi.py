@@ -16,6 +16,7 @@ import torch
 
 import run
 import run_multi
+import files
 import utils
 from conftest import ROOT
 
@@ -46,7 +47,7 @@ def matrices(folder: Path) -> dict:
     """{result name: (the .txt's bytes, acc, lss)} of every result in a folder."""
     out = {}
     for txt in sorted(folder.glob('*.txt')):
-        results = utils.load_results(txt)
+        results = files.load_results(txt)
         out[txt.name] = (txt.read_bytes(), results['acc'].tobytes(), results['lss'].tobytes())
     return out
 
@@ -78,14 +79,14 @@ def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data
     assert calls[2] == 'quit' and calls[0].split('pipe=')[1] == calls[1].split('pipe=')[1]
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
-            results = utils.load_results(packed / 'res' / f'mnist2_{approach}_{seed}.txt')
-            assert utils.is_complete(results) and results['args']['seed'] == seed
+            results = files.load_results(packed / 'res' / f'mnist2_{approach}_{seed}.txt')
+            assert files.is_complete(results) and results['args']['seed'] == seed
             assert (packed / 'logs' / f'mnist2_{approach}_{seed}.out').is_file()
     # Two at a time: some run was still going when another started (end = the results' time, start = end - seconds)
     spans = []
     for out in (packed / 'res').glob('*.txt'):
         end = out.stat().st_mtime
-        spans.append((end - utils.load_results(out)['seconds'], end))
+        spans.append((end - files.load_results(out)['seconds'], end))
     spans.sort()
     assert any(start < end for (_, end), (start, _) in zip(spans, spans[1:])), spans
     unpacked = tmp_path / 'unpacked'
@@ -164,7 +165,7 @@ def test_grid_names_as_the_original(tmp_path, data_dir):
 def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir):
     """Two sweeps on the same results folder: what one is writing, the other skips."""
     (tmp_path / 'res').mkdir()
-    with utils.OutputLock(tmp_path / 'res' / 'mnist2_hat_1.txt'):
+    with files.OutputLock(tmp_path / 'res' / 'mnist2_hat_1.txt'):
         proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
                      '--list')
     assert '4 runs: 0 finished before, 1 being written by another process, 3 to do' in proc.stdout
@@ -337,8 +338,8 @@ def test_slurm_packed_job_array(tmp_path, data_dir):
     wait_for(submitted_job(proc))
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
-            results = utils.load_results(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
-            assert utils.is_complete(results), slurm_out(tmp_path, 'array')
+            results = files.load_results(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
+            assert files.is_complete(results), slurm_out(tmp_path, 'array')
             assert 'Done!' in (tmp_path / 'logs' / f'mnist2_{approach}_{seed}.out').read_text()
     assert len(list((tmp_path / 'logs' / 'slurm').glob('array_*_*.out'))) == 2
     out = slurm_out(tmp_path, 'array')
@@ -366,7 +367,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
     # Each task is signalled once its state is the one wanted: both runs past their first task; the short run
     # finished and the long one past its first task
     ready = {'0': lambda: all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (4, 5)),
-             '1': lambda: (utils.is_complete(utils.load_results(res / f'{name[1]}.txt'))
+             '1': lambda: (files.is_complete(files.load_results(res / f'{name[1]}.txt'))
                            and jsonl_task(logs / f'{name[6]}.jsonl') >= 1)}
     deadline = time.time() + 300
     while ready:
@@ -381,7 +382,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
             assert time.time() < deadline, f'task {task} was not requeued: {job_state(f"{job}_{task}")}'
             time.sleep(0.2)
     for n in (4, 5, 6):  # stopped: unfinished results, a checkpoint to resume from
-        assert not utils.is_complete(utils.load_results(res / f'{name[n]}.txt'))
+        assert not files.is_complete(files.load_results(res / f'{name[n]}.txt'))
         assert (logs / f'{name[n]}_checkpoint.pt').is_file()
     restart_now(f'{job}_0', f'{job}_1')
     assert [wait_until_ended(f'{job}_{task}') for task in ('0', '1')] == ['COMPLETED'] * 2
@@ -425,5 +426,5 @@ def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
     out = ''.join(p.read_text() for p in (tmp_path / 'logs').glob('single_*.out'))
     assert 'interrupted: SIGUSR1 after' in out and '[run.sbatch] requeueing' in out
     assert 'Resuming from' in out
-    results = utils.load_results(tmp_path / 'res' / 'split_mnist_hat_0.txt')
-    assert utils.is_complete(results) and np.all(np.diag(results['acc']) > 0)
+    results = files.load_results(tmp_path / 'res' / 'split_mnist_hat_0.txt')
+    assert files.is_complete(results) and np.all(np.diag(results['acc']) > 0)

@@ -8,26 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import fixtures
-import run
 from approaches import _base, hat
-from conftest import register_cifar_checksums
+from fixtures import run_main, run_small_cifar
 from networks import _hat, alexnet
-
-# Runs that train more than one epoch (so model selection and the lr schedule act), with odd last batches
-ARGV = ['--experiment', 'cifar', '--nepochs', '2', '--batch-size', '8', '--lr', '0.1', '--lr-patience', '1']
-
-
-@pytest.fixture(scope='module')
-def small_cifar(tmp_path_factory, data_dir):
-    """CIFAR with 18 or 36 training images per task, for quick runs (after data_dir, whose checksums it overrides
-    for the module's duration and then gives back)."""
-    root = tmp_path_factory.mktemp('small')
-    md5 = fixtures.write_cifar(root, train_per_class=(10, 2), test_per_class=(3, 1))
-    with pytest.MonkeyPatch.context() as mp:
-        register_cifar_checksums(mp, md5)
-        yield root
-
 
 def plain_evaluate(self, task, x, y):
     """The original's evaluation: batches taken by index tensors, autograd recording, each batch's loss, hits and
@@ -35,11 +18,12 @@ def plain_evaluate(self, task, x, y):
     self.model.eval()
     totals, hits, n = {}, 0, x.size(0)
     r = torch.arange(n)
-    for i in range(0, n, self.sbatch):
-        b = r[i:i + self.sbatch]
+    for i in range(0, n, self.loop.batch_size):
+        b = r[i:i + self.loop.batch_size]
         t = task[b] if torch.is_tensor(task) else task
-        outputs = self.forward(t, x[b])
-        for k, v in {'loss': self.criterion(t, outputs, y[b]), **self.metrics()}.items():
+        outputs, extras = self.forward(t, x[b], training=False)
+        loss, terms = self.criterion(t, outputs, y[b], extras)
+        for k, v in {'loss': loss, **terms}.items():
             totals[k] = totals.get(k, 0) + v.detach().cpu().numpy().item() * len(b)
         hits += (self.predict(t, outputs) == y[b]).float().sum().cpu().numpy().item()
     return {'loss': totals['loss'] / n, 'acc': hits / n, **{k: v / n for k, v in totals.items() if k != 'loss'}}
@@ -51,15 +35,16 @@ def plain_mask(self, t, s=1):
     return [torch.sigmoid(s * emb(task)) for emb in self.embeddings()]
 
 
-def plain_forward(self, t, x, position=None):
-    """HAT's forward as the original: s a Python float, annealed from the batch's position."""
-    if position is None:
-        self.s = self.smax
-    else:
-        i, n = position
-        self.s = (self.smax - 1 / self.smax) * i / n + 1 / self.smax
-    outputs, self.masks = self.model(t, x, s=self.s)
-    return outputs
+def plain_pre_batch(self, position):
+    """HAT's temperature as the original: s a Python float, annealed from the batch's position."""
+    i, n = position
+    self.s = (self.hp.smax - 1 / self.hp.smax) * i / n + 1 / self.hp.smax
+
+
+def plain_forward(self, t, x, training):
+    """HAT's forward as the original: s the Python float of the batch's position, or smax."""
+    outputs, masks = self.model(t, x, s=self.s if training else self.hp.smax)
+    return outputs, {'masks': masks}
 
 
 @torch.no_grad()
@@ -71,22 +56,21 @@ def plain_post_backward(self, t):
                 p.grad.mul_(self.mask_back[name])
     for emb in self.model.embeddings():
         e = emb.weight
-        num = torch.cosh(torch.clamp(self.s * e, -self.thres_cosh, self.thres_cosh)) + 1
+        num = torch.cosh(torch.clamp(self.s * e, -self.hp.thres_cosh, self.hp.thres_cosh)) + 1
         den = torch.cosh(e) + 1
-        e.grad.mul_(self.smax / self.s * num / den)
+        e.grad.mul_(self.hp.smax / self.s * num / den)
 
 
 @torch.no_grad()
 def plain_post_step(self, t):
     """HAT's embedding clamp, embedding by embedding."""
     for emb in self.model.embeddings():
-        emb.weight.clamp_(-self.thres_emb, self.thres_emb)
+        emb.weight.clamp_(-self.hp.thres_emb, self.hp.thres_emb)
 
 
 def run_cifar(data_dir, tmp_path, *extra):
     """HAT on cifar (AlexNet: every speed-up of the default path acts); the results and the per-epoch log."""
-    results = run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
-                        str(tmp_path / 'logs'), '--device', 'cpu', '--approach', 'hat', *ARGV, *extra])
+    results = run_small_cifar(data_dir, tmp_path, 'hat', *extra)
     log = (tmp_path / 'logs' / (Path(results['args']['output']).stem + '.jsonl')).read_text().splitlines()
     epochs = [{k: v for k, v in json.loads(line).items() if not k.startswith('seconds')} for line in log]
     return results, epochs
@@ -97,6 +81,7 @@ def test_default_path_is_bitwise_the_straightforward_one(small_cifar, tmp_path, 
     monkeypatch.setattr(_base.Appr, 'evaluate', plain_evaluate)
     monkeypatch.setattr(alexnet.MaxPool2d, 'forward', torch.nn.MaxPool2d.forward)
     monkeypatch.setattr(_hat.HatNet, 'mask', plain_mask)
+    monkeypatch.setattr(hat.Appr, 'pre_batch', plain_pre_batch)
     monkeypatch.setattr(hat.Appr, 'forward', plain_forward)
     monkeypatch.setattr(hat.Appr, 'post_backward', plain_post_backward)
     monkeypatch.setattr(hat.Appr, 'post_step', plain_post_step)
@@ -133,6 +118,5 @@ def test_fast_modes_run(small_cifar, tmp_path, flags):
 
 def test_fp16_with_loss_scaling_runs(data_dir, tmp_path):
     # On the MLP: float16 convolutions are slow on CPU
-    results = run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path), '--logs-dir', str(tmp_path),
-                        '--device', 'cpu', '--experiment', 'mnist2', '--approach', 'hat', '--dry-run', '--amp', 'fp16'])
+    results = run_main(data_dir, tmp_path, '--experiment', 'mnist2', '--approach', 'hat', '--dry-run', '--amp', 'fp16')
     assert np.all(np.isfinite(results['lss'])) and np.trace(results['acc']) > 0

@@ -3,86 +3,105 @@
 Per task: plain SGD, minibatches of a reshuffled training set; after each epoch evaluate on train and valid, keep
 the weights of the best validation loss; after lr_patience epochs without improvement divide the learning rate by
 lr_factor and restart the optimizer; stop below lr_min or after nepochs; restore the best weights.
+
+An approach is built from three things, never from the command line: its hyperparameters (its Hyper dataclass,
+which also declares their flags), the loop's configuration (Loop) and the run's context (Context: device, logs).
+A test builds one in a line: `ewc.Appr(net, ewc.Appr.Hyper(lamb=100), Loop(nepochs=1))`.
 """
-import contextlib
+import dataclasses
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from approaches._graphs import StepGraphs
+import hparams
+from approaches._fast import FastPath, Speed
+from hparams import param
+import logs
 import utils
+
+
+@dataclass
+class Loop:
+    """How the shared loop trains, with the original's defaults (the flags of the same names)."""
+    nepochs: int = param(200, 'maximum epochs per task', type=utils.int_at_least(1))
+    lr: float = param(0.05, 'initial SGD learning rate')
+    batch_size: int = param(64, 'minibatch size', type=utils.int_at_least(1))
+    eval_batch_size: int | None = param(None, "minibatch size of the evaluations (default: --batch-size, the "
+                                        "original's); larger is faster on a GPU and changes the losses in their last "
+                                        "bits", type=utils.int_at_least(1))
+    clipgrad: float | None = param(None, 'gradient-norm clipping threshold', type=float)  # None: Appr.clipgrad
+    lr_min: float = param(1e-4, 'stop a task once the learning rate falls below this')
+    lr_factor: float = param(3, 'divide the learning rate by this on a plateau', type=float)
+    lr_patience: int = param(5, 'epochs without validation improvement before dividing the lr')
+
+
+# The loop's flags that each approach shows among its own (clipgrad's default is the approach's)
+APPROACH_LOOP_FLAGS = ('clipgrad', 'lr_min', 'lr_factor', 'lr_patience')
+
+
+@dataclass
+class Context:
+    """What an approach may know of the run besides its settings: where it runs, where its logs go."""
+    device: torch.device = field(default_factory=lambda: torch.device('cpu'))
+    log: logs.EpochLog = field(default_factory=lambda: logs.EpochLog(None))  # the per-epoch JSON-lines log
+    logs_dir: Path = utils.LOGS_DIR
+    name: str = 'run'  # the run's results' file stem, which its other logs are named after
+    speed: Speed = field(default_factory=Speed)
 
 
 class Appr:
     """Base approach: fine-tuning with SGD (the `sgd` approach is this class as it is)."""
 
+    @dataclass
+    class Hyper:
+        """The approach's hyperparameters (fields declared with hparams.param, each giving a flag)."""
+
     network_variant = None  # 'hat' for approaches that need a network with task gates (networks/*_hat.py)
-    parameter_names: tuple[str, ...] = ()  # what the legacy --parameter a,b,... sets, in the original's order
+    parameter_names: tuple[str, ...] = ()  # what the legacy --parameter a,b,... sets: Hyper's fields marked legacy
     clipgrad = 10000  # the original's gradient-norm clip for sgd and hat; approaches override theirs
     checkpoint_attrs: tuple[str, ...] = ()  # attributes carried from one task to the next, saved in checkpoints
-    # Whether the training step and an evaluation batch may be replayed as CUDA graphs (approaches/_graphs.py): true
+    # Whether the training step and an evaluation batch may be replayed as CUDA graphs (approaches/_fast.py): true
     # when they never wait for the host and read only tensors that keep their memory for the task's duration
     graph_safe = True
+    # False for an approach that learns nothing by gradient (random): no optimizer is built and fit() is not called;
+    # its post_train() takes what it keeps from the task, and it overrides test()
+    trains = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.parameter_names = hparams.legacy_names(cls.Hyper)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        """Declare this approach's flags (subclasses extend, calling super())."""
-        parser.add_argument('--clipgrad', type=float, default=cls.clipgrad,
-                            help='gradient-norm clipping threshold (default: %(default)s)')
-        parser.add_argument('--lr-min', type=float, default=1e-4,
-                            help='stop a task once the learning rate falls below this (default: %(default)s)')
-        parser.add_argument('--lr-factor', type=float, default=3,
-                            help='divide the learning rate by this on a plateau (default: %(default)s)')
-        parser.add_argument('--lr-patience', type=int, default=5,
-                            help='epochs without validation improvement before dividing the lr (default: %(default)s)')
+        """Declare the flags of the loop's per-approach settings and of Hyper's fields."""
+        hparams.add_flags(parser, Loop, APPROACH_LOOP_FLAGS, defaults={'clipgrad': cls.clipgrad})
+        hparams.add_flags(parser, cls.Hyper)
 
     @classmethod
-    def parse_parameter(cls, values: list[str], types: dict) -> dict:
-        """The named flags set by the original's --parameter a,b,...: parameter_names in order, typed as the flags;
-        a ValueError says what is wrong."""
-        names = cls.parameter_names
-        if len(values) > len(names):
-            raise ValueError(f"takes {','.join(names) if names else 'no values'}")
-        settings = {}
-        for name, value in zip(names, values):
-            try:
-                settings[name] = types[name](value)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got '{value}'") from None
-        return settings
+    def parse_parameter(cls, values: list[str]) -> dict:
+        """The named flags set by the original's --parameter a,b,...; a ValueError says what is wrong."""
+        return hparams.parse_legacy(cls.Hyper, values)
 
-    def __init__(self, model: torch.nn.Module, args, device: torch.device, log: utils.EpochLog):
+    def __init__(self, model: torch.nn.Module, hp=None, loop: Loop | None = None, context: Context | None = None):
         self.model = model
-        self.device = device
-        self.log = log
-        self.nepochs = args.nepochs
-        self.sbatch = args.batch_size
-        self.eval_sbatch = args.eval_batch_size or args.batch_size
-        self.lr = args.lr
-        self.lr_min = args.lr_min
-        self.lr_factor = args.lr_factor
-        self.lr_patience = args.lr_patience
-        self.clipgrad = args.clipgrad
+        self.hp = self.Hyper() if hp is None else hp
+        loop = loop or Loop()
+        self.loop = dataclasses.replace(loop, clipgrad=self.clipgrad) if loop.clipgrad is None else loop
+        self.context = context or Context()
+        self.device = self.context.device
+        self.log = self.context.log
         self.ce = torch.nn.CrossEntropyLoss()
-        # The optional fast modes (off by default: each changes the arithmetic; see the readme's Speed section)
-        self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=args.amp == 'fp16')  # fp16 gradients would underflow
-        if args.channels_last:
-            model.to(memory_format=torch.channels_last)
-        if args.compile:
-            model.compile(mode=args.compile)
-        self.optimizer = self._get_optimizer()
-        # Autocast caches casts across a capture and fp16's loss scaling reads its scale on the host; torch.compile's
-        # reduce-overhead mode has graphs of its own
-        use_graphs = args.cuda_graphs and self.graph_safe and not args.amp and not args.compile
-        self.graphs = StepGraphs(device) if device.type == 'cuda' and use_graphs else None
+        self.fast = FastPath(self.context.speed, model, self.device, self.graph_safe)
+        self.optimizer = self.make_optimizer(self.loop.lr) if self.trains else None
 
-    def _get_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
-        return torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad],
-                               lr=self.lr if lr is None else lr)
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """Plain SGD over the trainable parameters (rebuilt at every task and every drop of the learning rate)."""
+        return torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad], lr=lr)
 
     ####################################################################################################################
     # Hooks
@@ -95,22 +114,24 @@ class Appr:
         """Before training task t."""
 
     def pre_batch(self, position: tuple[int, int]) -> None:
-        """Before each training step, with (index of the batch's first sample, samples in the epoch); what depends on
-        it must be written into tensors here (e.g. HAT's gate temperature): a step replayed as a CUDA graph does not
-        run forward() and the hooks below again."""
+        """Before each training step, with (index of the batch's first sample, samples in the epoch). What a step
+        takes from it is written into tensors that forward() reads (e.g. HAT's gate temperature): a step replayed as
+        a CUDA graph does not run the hooks below again, only their kernels."""
 
-    def forward(self, t, x: torch.Tensor, position: tuple[int, int] | None = None) -> list[torch.Tensor]:
-        """Logits of every head; position is pre_batch's in training (to tell training apart: its values are those
-        of the step a graph was captured on), None when evaluating."""
-        return self.model(x)
+    def forward(self, t, x: torch.Tensor, training: bool) -> tuple[list[torch.Tensor], dict]:
+        """Logits of every head, and what criterion() needs besides them (e.g. HAT's gates)."""
+        return self.model(x), {}
 
-    def criterion(self, t, outputs: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        """The loss minimised (and reported) for task t."""
-        return self.ce(outputs[t], y)
+    def criterion(self, t, outputs: list[torch.Tensor], y: torch.Tensor, extras: dict) \
+            -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss minimised (and reported) for task t, and the named terms reported beside it (e.g. HAT's
+        regulariser), averaged over batches in evaluation."""
+        return self.ce(outputs[t], y), {}
 
-    def metrics(self) -> dict[str, torch.Tensor]:
-        """Extra scalars of the last criterion() call, averaged over batches in evaluation (e.g. HAT's regulariser)."""
-        return {}
+    def loss(self, t, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The criterion's loss of a training forward pass on (x, y) (e.g. for a Fisher diagonal)."""
+        outputs, extras = self.forward(t, x, training=True)
+        return self.criterion(t, outputs, y, extras)[0]
 
     def predict(self, t, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Predicted class of each sample."""
@@ -155,41 +176,41 @@ class Appr:
 
     def train(self, t: int, data: list[dict]) -> None:
         """Learn task t (data holds every task; approaches choose what they may see)."""
-        train, valid = self.training_sets(t, data)
-        self._drop_graphs()
+        self.fast.drop()
         self.pre_train(t)
-        self.fit(t, train, valid, self.nepochs)
+        if self.trains:
+            self.fit(t, *self.training_sets(t, data))
         self.post_train(t, data)
-        self._drop_graphs()  # post_train replaces what the graphs read (masks, anchors, frozen copies...)
+        self.fast.drop()  # post_train replaces what the graphs read (masks, anchors, frozen copies...)
 
-    def fit(self, t: int, train: tuple, valid: tuple, nepochs: int) -> float:
+    def fit(self, t: int, train: tuple, valid: tuple) -> float:
         """The patience loop on (x, y, task) sets as training_sets() gives them: restores the weights of the best
         validation loss and returns that loss. t is the task being learned (for the logs)."""
         best_loss = math.inf
         best_model = utils.get_model(self.model)
-        lr = self.lr
-        patience = self.lr_patience
-        self.optimizer = self._get_optimizer(lr)
-        for e in range(nepochs):
+        lr = self.loop.lr
+        patience = self.loop.lr_patience
+        self.optimizer = self.make_optimizer(lr)
+        for e in range(self.loop.nepochs):
             on_train, on_valid, line, seconds = self.epoch(t, e, lr, train, valid)
             improved = on_valid['loss'] < best_loss
             if improved:
                 best_loss = on_valid['loss']
                 best_model = utils.get_model(self.model)
-                patience = self.lr_patience
+                patience = self.loop.lr_patience
                 line += ' *'
             else:
                 patience -= 1
                 if patience <= 0:
-                    lr /= self.lr_factor
+                    lr /= self.loop.lr_factor
                     line += f' lr={lr:.1e}'
-                    patience = self.lr_patience
-                    self.optimizer = self._get_optimizer(lr)
-                    self._drop_graphs(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
+                    patience = self.loop.lr_patience
+                    self.optimizer = self.make_optimizer(lr)
+                    self.fast.drop(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
             print(line)
             self.post_epoch(t, e, on_train, on_valid)
             self.log_epoch(t, e, lr, improved, seconds, on_train, on_valid)
-            if lr < self.lr_min:
+            if lr < self.loop.lr_min:
                 break
         utils.set_model_(self.model, best_model)
         return best_loss
@@ -201,7 +222,7 @@ class Appr:
         (x, y, task), (xv, yv, taskv) = train, valid
         clock0 = time.time()
         self.train_epoch(task, x, y)
-        self._sync()
+        self.fast.synchronize()
         clock1 = time.time()
         on_train = self.evaluate(task, x, y)
         clock2 = time.time()
@@ -209,8 +230,8 @@ class Appr:
         if not math.isfinite(on_train['loss']):
             raise utils.UserError(f'training diverged: non-finite loss at task {t}, epoch {e + 1} (lr={lr:.1e}); '
                                   f'try a smaller --lr')
-        ms_train, ms_eval = (1000 * self.sbatch * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
-                                                                                    (clock1, clock2)))
+        ms_train, ms_eval = (1000 * self.loop.batch_size * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
+                                                                                              (clock1, clock2)))
         line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(on_train)} |'
                 f' Valid: {_fmt(on_valid)} |')
         return on_train, on_valid, line, (clock1 - clock0, time.time() - clock1)
@@ -225,49 +246,46 @@ class Appr:
     def train_epoch(self, task, x: torch.Tensor, y: torch.Tensor) -> None:
         """One pass over the training set in minibatches, reshuffled by numpy's global generator (as the original)."""
         self.model.train()
-        n = x.size(0)
+        n, size = x.size(0), self.loop.batch_size
         r = torch.from_numpy(np.random.permutation(n)).to(self.device)
-        with self._graph_stream():
-            for i in tqdm(range(0, n, self.sbatch), desc='train', leave=False, disable=None):
-                b = r[i:i + self.sbatch]
+        with self.fast.batches():
+            for i in tqdm(range(0, n, size), desc='train', leave=False, disable=None):
+                b = r[i:i + size]
                 self.pre_batch((i, n))
-                if self._replayable(task, b, self.sbatch):
+                step = lambda index: self.train_batch(_take(task, index), x[index], y[index])  # noqa: E731
+                if self.fast.replays(task, len(b), size):
                     key = ('train', task, x.data_ptr(), y.data_ptr(), id(self.optimizer))
-                    self.graphs.run(key, lambda index: self.train_batch(task, x[index], y[index], (i, n)), b,
-                                    keep=(x, y, self.optimizer))
+                    self.fast.replay(key, step, b, keep=(x, y, self.optimizer))
                 else:
-                    self.train_batch(_take(task, b), x[b], y[b], (i, n))
+                    step(b)
 
-    def train_batch(self, t, x: torch.Tensor, y: torch.Tensor, position: tuple[int, int]) -> None:
+    def train_batch(self, t, x: torch.Tensor, y: torch.Tensor) -> None:
         """One SGD step on one minibatch."""
-        with self._autocast():
-            loss = self.criterion(t, self.forward(t, x, position), y)
+        with self.fast.autocast():
+            loss = self.loss(t, x, y)
         self.optimizer.zero_grad()
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)  # the hooks and the clipping see the true gradients (no-ops without fp16)
+        self.fast.backward(loss, self.optimizer)
         self.post_backward(t)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clipgrad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.loop.clipgrad)
+        self.fast.step(self.optimizer)
         self.post_step(t)
 
     @torch.no_grad()
     def evaluate(self, task, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Mean loss, accuracy and metrics() over a set, in minibatches of --eval-batch-size (default: the training
-        batch size, as the original)."""
+        """Mean loss, accuracy and criterion()'s terms over a set, in minibatches of --eval-batch-size (default: the
+        training batch size, as the original)."""
         self.model.eval()
         sums = {}
-        n = x.size(0)
-        with self._graph_stream():
-            positions = torch.arange(n, device=self.device) if self.graphs is not None else None
-            for i in range(0, n, self.eval_sbatch):
-                b = slice(i, i + self.eval_sbatch)
-                if self._replayable(task, range(n)[b], self.eval_sbatch):
+        n, size = x.size(0), self.loop.eval_batch_size or self.loop.batch_size
+        with self.fast.batches():
+            for i in range(0, n, size):
+                b = slice(i, i + size)
+                step = lambda index: self.eval_batch(_take(task, index), x[index], y[index])  # noqa: E731
+                if self.fast.replays(task, len(range(n)[b]), size):
                     key = ('eval', task, x.data_ptr(), y.data_ptr())
-                    batch = self.graphs.run(key, lambda index: self.eval_batch(task, x[index], y[index]),
-                                            positions[b], keep=(x, y))
+                    batch = self.fast.replay(key, step, torch.arange(i, i + size, device=self.device), keep=(x, y))
                 else:
-                    batch = self.eval_batch(_take(task, b), x[b], y[b])
+                    batch = step(b)
                 # Batch means times batch sizes, summed in float64 (the original's arithmetic) without host syncs
                 for k, v in batch.items():
                     sums[k] = sums.get(k, 0) + v
@@ -276,34 +294,17 @@ class Appr:
                 **{k: v.item() / n for k, v in sums.items() if k != 'loss'}}
 
     def eval_batch(self, t, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One evaluation minibatch: its loss and metrics() times its size, in float64, and its number of hits."""
-        with self._autocast():
-            outputs = self.forward(t, x)
-            losses = {'loss': self.criterion(t, outputs, y), **self.metrics()}
-        return {**{k: v.double() * len(y) for k, v in losses.items()}, 'hits': (self.predict(t, outputs) == y).sum()}
+        """One evaluation minibatch: its loss and criterion()'s terms times its size, in float64, and its hits."""
+        with self.fast.autocast():
+            outputs, extras = self.forward(t, x, training=False)
+            loss, terms = self.criterion(t, outputs, y, extras)
+        return {**{k: v.double() * len(y) for k, v in {'loss': loss, **terms}.items()},
+                'hits': (self.predict(t, outputs) == y).sum()}
 
-    def eval(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    def test(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(loss, accuracy) of task t's head on a test set."""
         result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
-
-    def _replayable(self, task, batch, size: int) -> bool:
-        """Whether this batch goes through a CUDA graph: graphs are on, the task is one int and the batch full."""
-        return self.graphs is not None and not torch.is_tensor(task) and len(batch) == size
-
-    def _graph_stream(self):
-        return self.graphs.stream_context() if self.graphs is not None else contextlib.nullcontext()
-
-    def _drop_graphs(self, keep=lambda key: False) -> None:
-        if self.graphs is not None:
-            self.graphs.drop(keep)
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-    def _sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
 
 
 def _take(task, index):

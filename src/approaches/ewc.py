@@ -6,30 +6,27 @@
               (with this criterion, whose penalty has zero gradient at the anchor: ewc.py:80-89), and merges it with
               the previous tasks' as a running mean, F = (F_t + t * F_old) / (t + 1) (ewc.py:90-93).
 """
+from dataclasses import dataclass
+
 import torch
 
 from approaches import _base, _fisher
+from hparams import param
 
 
 class Appr(_base.Appr):
     """EWC on a plain network: a Fisher-weighted quadratic pull towards the previous task's weights."""
 
-    network_variant = None
+    @dataclass
+    class Hyper:
+        lamb: float = param(5000, 'how important the old tasks are, Eq. 3 of Kirkpatrick et al.', symbol='lambda',
+                            type=float, grid='500, 1000, 2000, 5000, 10000, 20000, 50000, best was 5000', legacy=True)
+
     checkpoint_attrs = ('old', 'fisher')
-    parameter_names = ('lamb',)
     clipgrad = 100  # ewc.py:11
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--lamb', type=float, default=5000,
-                            help='lambda, how important the old tasks are, Eq. 3 of Kirkpatrick et al. (default: '
-                                 '%(default)s; original grid 500, 1000, 2000, 5000, 10000, 20000, 50000, '
-                                 'best was 5000)')
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.lamb = args.lamb
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.old = None  # parameter name -> its value after the previous task (the anchor theta*)
         self.fisher = None  # parameter name -> Fisher diagonal, the running mean over the tasks learned
 
@@ -37,16 +34,16 @@ class Appr(_base.Appr):
         """sum_i F_i (theta*_i - theta_i)^2 / 2 over every parameter (ewc.py:160)."""
         return sum(torch.sum(self.fisher[n] * (self.old[n] - p).pow(2)) / 2 for n, p in self.model.named_parameters())
 
-    def criterion(self, t, outputs, y):
+    def criterion(self, t, outputs, y, extras):
         loss = self.ce(outputs[t], y)
         if t > 0:  # as the original (ewc.py:158): so also when testing a later task, where it is 0 at the anchor
-            loss = loss + self.lamb * self.penalty()
-        return loss
+            loss = loss + self.hp.lamb * self.penalty()
+        return loss, {}
 
     def post_train(self, t: int, data) -> None:
         self.old = {n: p.detach().clone() for n, p in self.model.named_parameters()}
         x, y = data[t]['train']['x'], data[t]['train']['y']
-        fisher = _fisher.fisher_diagonal(self.model, lambda xb, yb: self.criterion(t, self.model(xb), yb), x, y)
+        fisher = _fisher.fisher_diagonal(self.model, lambda xb, yb: self.loss(t, xb, yb), x, y)
         # One running mean instead of t Fisher diagonals in memory; the original found it better than
         # 0.5 * (F_t + F_old) (ewc.py:91-94)
         if t > 0:

@@ -14,90 +14,78 @@ compression experiment); --single-task trains the first task only.
 """
 import gzip
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from approaches import _base
-import utils
+from hparams import param
+import files
 
 
 class Appr(_base.Appr):
     """HAT on a network from networks/*_hat.py."""
 
+    @dataclass
+    class Hyper:
+        lamb: float = param(0.75, 'the regularisation strength, Eq. 5', symbol='c',
+                            grid='0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 4', legacy=True)
+        smax: float = param(400, 'the largest gate temperature, Eq. 3', symbol='s_max', type=float,
+                            grid='25, 50, 100, 200, 400, 800', legacy=True)
+        thres_cosh: float = param(50, 'clamp of s*e inside cosh in the compensation, Eq. 4', type=float)
+        thres_emb: float = param(6, 'embeddings are clamped to [-thres_emb, thres_emb]', type=float)
+        monitor: bool = param(False, "save per-epoch losses, accuracies, regularisers and masks (the original "
+                              "hat-test's logs) to --monitor-path after every task")
+        monitor_path: Path | None = param(None, 'gzip pickle of the monitoring logs (default: <logs-dir>/<output '
+                                          'name>_masks.pkz)', type=Path)
+        emb_init: str | None = param('normal', 'task embeddings drawn from N(0, 1), or U(0, 2) as in the compression '
+                                     'experiment (for hat-test, as the original: uniform on alexnet_hat)',
+                                     type=str, choices=('normal', 'uniform'))
+        single_task: bool = param(False, "train the first task only (later tasks keep their initial embeddings); "
+                                  "evaluate at s = 10000 * smax, as the original's compression experiment")
+
     network_variant = 'hat'
     checkpoint_attrs = ('mask_pre', 'mask_back', 'logs')
-    parameter_names = ('lamb', 'smax')
     clipgrad = 10000
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--lamb', type=float, default=0.75,
-                            help='c, the regularisation strength, Eq. 5 (default: %(default)s; original grid '
-                                 '0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 4)')
-        parser.add_argument('--smax', type=float, default=400,
-                            help='s_max, the largest gate temperature, Eq. 3 (default: %(default)s; original grid '
-                                 '25, 50, 100, 200, 400, 800)')
-        parser.add_argument('--thres-cosh', type=float, default=50,
-                            help='clamp of s*e inside cosh in the compensation, Eq. 4 (default: %(default)s)')
-        parser.add_argument('--thres-emb', type=float, default=6,
-                            help='embeddings are clamped to [-thres_emb, thres_emb] (default: %(default)s)')
-        parser.add_argument('--monitor', action='store_true',
-                            help='save per-epoch losses, accuracies, regularisers and masks (the original hat-test\'s '
-                                 'logs) to --monitor-path after every task')
-        parser.add_argument('--monitor-path', type=Path,
-                            help='gzip pickle of the monitoring logs (default: <logs-dir>/<output name>_masks.pkz)')
-        parser.add_argument('--emb-init', choices=('normal', 'uniform'), default='normal',
-                            help='task embeddings drawn from N(0, 1), or U(0, 2) as in the compression experiment '
-                                 '(default: normal; for hat-test, as the original: uniform on alexnet_hat)')
-        parser.add_argument('--single-task', action='store_true',
-                            help='train the first task only (later tasks keep their initial embeddings); evaluate '
-                                 'at s = 10000 * smax, as the original\'s compression experiment')
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.lamb = args.lamb
-        self.smax = args.smax
-        self.thres_cosh = args.thres_cosh
-        self.thres_emb = args.thres_emb
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.mask_pre = None  # cumulative attention a_pre over the tasks learned so far, one tensor per layer
         self.mask_back = {}  # parameter name -> 1 - its view of mask_pre: its gradient multiplier
-        self.s = self.smax  # the gate temperature of the last forward pass
-        # The training steps' temperature and Eq. 4's smax / s, as tensors: a step replayed as a CUDA graph reads them
-        self.s_train = torch.zeros((), device=device)
-        self.smax_over_s = torch.zeros((), device=device)
-        self.masks = None
-        self.single_task = args.single_task
-        if args.emb_init == 'uniform':
+        self.s = self.hp.smax  # the gate temperature of the training steps to come
+        # That temperature and Eq. 4's smax / s, as tensors: a step replayed as a CUDA graph reads them
+        self.s_train = torch.zeros((), device=self.device)
+        self.smax_over_s = torch.zeros((), device=self.device)
+        if self.hp.emb_init == 'uniform':
             with torch.no_grad():
-                for emb in model.embeddings():
+                for emb in self.model.embeddings():
                     emb.weight.uniform_(0, 2)
         self.monitor_path = None
-        if args.monitor:
-            self.monitor_path = args.monitor_path or Path(args.logs_dir) / f'{Path(args.output).stem}_masks.pkz'
-            utils.ensure_writable_dir(self.monitor_path.parent, 'monitoring logs')
+        if self.hp.monitor:
+            self.monitor_path = self.hp.monitor_path or self.context.logs_dir / f'{self.context.name}_masks.pkz'
+            files.ensure_writable_dir(self.monitor_path.parent, 'monitoring logs')
         # The original hat-test's logs: per task, arrays over epochs, masks per layer (epoch -1: before training)
         self.logs = {k: {} for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg',
                                      'mask', 'mask_pre', 'task_name', 'test_acc', 'test_loss')}
 
     def pre_batch(self, position):
         i, n = position
-        self.set_temperature((self.smax - 1 / self.smax) * i / n + 1 / self.smax)  # Eq. 3, written as the original
+        smax = self.hp.smax
+        self.set_temperature((smax - 1 / smax) * i / n + 1 / smax)  # Eq. 3, written as the original
 
     def set_temperature(self, s: float) -> None:
         """The gate temperature s of the training steps to come."""
         self.s = s
         # Rounded to float32 from Python's doubles, as the original's float32 tensor ops round s and smax / s
         self.s_train.fill_(s)
-        self.smax_over_s.fill_(self.smax / s)
+        self.smax_over_s.fill_(self.hp.smax / s)
 
-    def forward(self, t, x, position=None):
-        if position is None:
-            self.s = self.smax * (10000 if self.single_task else 1)
-        outputs, self.masks = self.model(t, x, s=self.s if position is None else self.s_train)
-        return outputs
+    def forward(self, t, x, training):
+        s = self.s_train if training else self.hp.smax * (10000 if self.hp.single_task else 1)
+        outputs, masks = self.model(t, x, s=s)
+        return outputs, {'masks': masks}
 
     def regulariser(self, masks: list[torch.Tensor]) -> torch.Tensor:
         """Eq. 5: sum(a * (1 - a_pre)) / sum(1 - a_pre) over all layers; for the first task sum(a) / units."""
@@ -106,12 +94,9 @@ class Appr(_base.Appr):
         free = [1 - mp for mp in self.mask_pre]
         return sum((m * f).sum() for m, f in zip(masks, free)) / sum(f.sum() for f in free)
 
-    def criterion(self, t, outputs, y):
-        self.reg = self.regulariser(self.masks)
-        return self.ce(outputs[t], y) + self.lamb * self.reg
-
-    def metrics(self):
-        return {'reg': self.reg}
+    def criterion(self, t, outputs, y, extras):
+        reg = self.regulariser(extras['masks'])
+        return self.ce(outputs[t], y) + self.hp.lamb * reg, {'reg': reg}
 
     # The hooks below run torch._foreach_* ops over all layers at once: on a GPU one kernel per operation instead of
     # one per parameter, on CPU the same per-tensor operations; the arithmetic is the per-parameter loop's either way
@@ -125,8 +110,8 @@ class Appr(_base.Appr):
         # grad *= smax / s * (cosh(clamp(s * e, -thres_cosh, thres_cosh)) + 1) / (cosh(e) + 1)
         e = [emb.weight for emb in self.model.embeddings()]
         num = torch._foreach_mul(e, self.s_train)
-        torch._foreach_clamp_min_(num, -self.thres_cosh)
-        torch._foreach_clamp_max_(num, self.thres_cosh)
+        torch._foreach_clamp_min_(num, -self.hp.thres_cosh)
+        torch._foreach_clamp_max_(num, self.hp.thres_cosh)
         torch._foreach_cosh_(num)
         torch._foreach_add_(num, 1)
         den = torch._foreach_cosh(e)
@@ -138,12 +123,12 @@ class Appr(_base.Appr):
     @torch.no_grad()
     def post_step(self, t: int) -> None:
         e = [emb.weight for emb in self.model.embeddings()]
-        torch._foreach_clamp_min_(e, -self.thres_emb)
-        torch._foreach_clamp_max_(e, self.thres_emb)
+        torch._foreach_clamp_min_(e, -self.hp.thres_emb)
+        torch._foreach_clamp_max_(e, self.hp.thres_emb)
 
     def _mask_arrays(self, t: int) -> list[np.ndarray]:
         with torch.no_grad():
-            return [m.cpu().numpy().astype(np.float32) for m in self.model.mask(t, s=self.smax)]
+            return [m.cpu().numpy().astype(np.float32) for m in self.model.mask(t, s=self.hp.smax)]
 
     def pre_train(self, t: int) -> None:
         if self.monitor_path is None:
@@ -155,10 +140,10 @@ class Appr(_base.Appr):
         for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg'):
             self.logs[k][t] = np.array([], dtype=np.float64)
 
-    def fit(self, t, train, valid, nepochs):
-        if self.single_task and t > 0:
+    def fit(self, t, train, valid):
+        if self.hp.single_task and t > 0:
             return float('nan')
-        return super().fit(t, train, valid, nepochs)
+        return super().fit(t, train, valid)
 
     def post_epoch(self, t: int, epoch: int, on_train: dict, on_valid: dict) -> None:
         if self.monitor_path is None:
@@ -176,12 +161,12 @@ class Appr(_base.Appr):
             self.logs['task_name'][u] = results['task_names'][u]
         self.logs['test_acc'][t] = results['acc'][t].copy()
         self.logs['test_loss'][t] = results['lss'][t].copy()
-        utils.atomic_write(self.monitor_path, lambda f: f.write(gzip.compress(
+        files.atomic_write(self.monitor_path, lambda f: f.write(gzip.compress(
             pickle.dumps(self.logs, protocol=pickle.HIGHEST_PROTOCOL))))
 
     @torch.no_grad()
     def post_train(self, t: int, data) -> None:
-        mask = [m.detach().clone() for m in self.model.mask(t, s=self.smax)]
+        mask = [m.detach().clone() for m in self.model.mask(t, s=self.hp.smax)]
         self.mask_pre = mask if self.mask_pre is None else [torch.max(a, b) for a, b in zip(self.mask_pre, mask)]
         self.mask_back = {}
         for name, _ in self.model.named_parameters():

@@ -2,9 +2,13 @@
 accuracies, regularisers and the masks of every epoch, saved with the cumulative masks to logs/ after every task.
 As the original, the embeddings start from U(0, 2) on alexnet_hat (its alexnet_hat_test network) unless --emb-init
 says otherwise, and --parameter takes lamb,smax,logpath,single_task (or a log path alone)."""
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from approaches import hat
+from hparams import like
+from networks import alexnet_hat
 
 
 def _is_number(value: str) -> bool:
@@ -18,15 +22,15 @@ def _is_number(value: str) -> bool:
 class Appr(hat.Appr):
     """HAT with --monitor on."""
 
-    parameter_names = ('lamb', 'smax', 'monitor_path', 'single_task')
+    @dataclass
+    class Hyper(hat.Appr.Hyper):
+        monitor: bool = like(hat.Appr.Hyper, 'monitor', True)
+        monitor_path: Path | None = like(hat.Appr.Hyper, 'monitor_path', None, legacy=True)
+        emb_init: str | None = like(hat.Appr.Hyper, 'emb_init', None)  # None: as the original, by network
+        single_task: bool = like(hat.Appr.Hyper, 'single_task', False, legacy=True)
 
     @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.set_defaults(monitor=True, emb_init=None)
-
-    @classmethod
-    def parse_parameter(cls, values: list[str], types: dict) -> dict:
+    def parse_parameter(cls, values: list[str]) -> dict:
         """The original's form: lamb and smax where numeric, a log path where not, then single_task (0/1)."""
         if len(values) == 1:
             return {'monitor_path': Path(values[0])}
@@ -44,7 +48,8 @@ class Appr(hat.Appr):
             settings['single_task'] = bool(int(float(values[3])))
         return settings
 
-    def __init__(self, model, args, device, log):
-        if args.emb_init is None:
-            args.emb_init = 'uniform' if args.network.startswith('alexnet') else 'normal'
-        super().__init__(model, args, device, log)
+    def __init__(self, model, hp: Hyper | None = None, *args, **kwargs):
+        hp = hp or self.Hyper()
+        if hp.emb_init is None:  # the original's alexnet_hat_test drew U(0, 2), its mlp_hat N(0, 1)
+            hp = dataclasses.replace(hp, emb_init='uniform' if isinstance(model, alexnet_hat.Net) else 'normal')
+        super().__init__(model, hp, *args, **kwargs)

@@ -9,42 +9,42 @@ src/approaches/imm_mean.py.
               weights, with equal alphas (the original does not tune an alpha per task: imm_mean.py:29); the merged
               weights are the next task's start and anchor.
 """
+from dataclasses import dataclass
+
 import torch
 
 from approaches import _base
+from hparams import param
+
+
+LAMB_HELP = "the strength of the L2 transfer towards the previous task's weights"
 
 
 class Appr(_base.Appr):
     """IMM-mean on a plain network: L2 transfer while training, weights averaged over the tasks after each one."""
 
-    network_variant = None
+    @dataclass
+    class Hyper:
+        # imm_mean.py:13 (the original's `regularizer`) and its grid, imm_mean.py:28
+        lamb: float = param(0.0001, LAMB_HELP, symbol='lambda', legacy=True,
+                            grid='0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.000001, best was 0.0001')
+
     checkpoint_attrs = ('old',)
-    parameter_names = ('lamb',)
     clipgrad = 10000  # imm_mean.py:13
-    default_lamb = 0.0001  # imm_mean.py:13 (the original's `regularizer`)
-    lamb_grid = '0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.000001, best was 0.0001'  # imm_mean.py:28
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--lamb', type=float, default=cls.default_lamb,
-                            help='lambda, the strength of the L2 transfer towards the previous task\'s weights '
-                                 f'(default: %(default)s; original grid {cls.lamb_grid})')
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.lamb = args.lamb
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.old = None  # parameter name -> its value after the previous task (merged): the L2-transfer anchor
 
     def regulariser(self) -> torch.Tensor:
         """sum (theta - theta_old)^2 / 2 over every parameter (imm_mean.py:160)."""
         return sum(torch.sum((self.old[n] - p).pow(2)) / 2 for n, p in self.model.named_parameters())
 
-    def criterion(self, t, outputs, y):
+    def criterion(self, t, outputs, y, extras):
         loss = self.ce(outputs[t], y)
         if t > 0:  # as the original (imm_mean.py:158): so also when testing a later task, where it is 0
-            loss = loss + self.lamb * self.regulariser()
-        return loss
+            loss = loss + self.hp.lamb * self.regulariser()
+        return loss, {}
 
     def post_train(self, t: int, data) -> None:
         self.merge(t, data)

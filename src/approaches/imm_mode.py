@@ -14,30 +14,30 @@ The original meant this merge but did not apply it: its loop rebinds the name of
 Fisher was kept. The paper's IMM-mode numbers come from that code, so it stays the default; --apply-merge applies
 the merge (readme: Deviations).
 """
+from dataclasses import dataclass
+
 import torch
 
 from approaches import _fisher, imm_mean
+from hparams import param
 
 
 class Appr(imm_mean.Appr):
     """IMM-mode on a plain network: L2 transfer while training, a Fisher-weighted merge after each task."""
 
+    @dataclass
+    class Hyper(imm_mean.Appr.Hyper):
+        # The original's default is 0.01 (imm_mode.py:13), although its grid comment says the best was 1 (line 29)
+        lamb: float = param(0.01, imm_mean.LAMB_HELP, symbol='lambda', legacy=True,
+                            grid='10, 1, 0.1, 0.01, 0.001, 0.0001, 0.00001, best was 1')
+        apply_merge: bool = param(False, "apply the Fisher-weighted merge, which the original computed but never "
+                                  "applied (off by default: the paper's numbers come without it)")
+
     clipgrad = 1000  # imm_mode.py:13
     checkpoint_attrs = ('old', 'fisher')
-    # The original's default is 0.01 (imm_mode.py:13), although its grid comment says the best was 1 (imm_mode.py:29)
-    default_lamb = 0.01
-    lamb_grid = '10, 1, 0.1, 0.01, 0.001, 0.0001, 0.00001, best was 1'
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--apply-merge', action='store_true',
-                            help='apply the Fisher-weighted merge, which the original computed but never applied '
-                                 '(off by default: the paper\'s numbers come without it)')
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.apply_merge = args.apply_merge
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.fisher = None  # parameter name -> sum of the Fisher diagonals of the tasks learned
 
     def merge(self, t: int, data) -> None:
@@ -45,7 +45,7 @@ class Appr(imm_mean.Appr):
         with the previous merge."""
         x, y = data[t]['train']['x'], data[t]['train']['y']
         # Before the anchor moves on, so the L2 transfer's gradient enters the Fisher, as in the original
-        fisher = _fisher.fisher_diagonal(self.model, lambda xb, yb: self.criterion(t, self.model(xb), yb), x, y)
+        fisher = _fisher.fisher_diagonal(self.model, lambda xb, yb: self.loss(t, xb, yb), x, y)
         if t == 0:
             self.fisher = fisher
             return
@@ -53,6 +53,6 @@ class Appr(imm_mean.Appr):
             for n, p in self.model.named_parameters():
                 weighted = fisher[n] * p + self.fisher[n] * self.old[n]
                 self.fisher[n] = self.fisher[n] + fisher[n]
-                if self.apply_merge:
+                if self.hp.apply_merge:
                     # Where no task has any Fisher the original divides by 1, setting the weight to 0 (imm_mode.py:92)
                     p.copy_(weighted / ((self.fisher[n] == 0).to(p.dtype) + self.fisher[n]))

@@ -1,19 +1,12 @@
 """Joint training: before each task, re-initialise and train on the union of all tasks seen so far, each sample
-through its own task's head (the upper reference of the paper's forgetting ratio)."""
+through its own task's head (the upper reference of the paper's forgetting ratio): sgd-restart on the union."""
 import torch
 
-from approaches import _base
-import utils
+from approaches import sgd_restart
 
 
-class Appr(_base.Appr):
+class Appr(sgd_restart.Appr):
     """Multitask learning on tasks 0..t, restarting from the initial weights at every task."""
-
-    checkpoint_attrs = ('initial_model',)
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.initial_model = utils.get_model(model)
 
     def training_sets(self, t: int, data: list[dict]):
         sets = []
@@ -25,18 +18,15 @@ class Appr(_base.Appr):
             sets.append((x, y, tasks))
         return tuple(sets)
 
-    def pre_train(self, t: int) -> None:
-        utils.set_model_(self.model, self.initial_model)
-
-    def criterion(self, t, outputs, y):
+    def criterion(self, t, outputs, y, extras):
         if not torch.is_tensor(t):
-            return super().criterion(t, outputs, y)
+            return super().criterion(t, outputs, y, extras)
         # Mean over the batch of each sample's loss under its own task's head (the original's criterion_train)
         loss = 0
         for u in torch.unique(t).tolist():
             idx = (t == u).nonzero().view(-1)
             loss = loss + self.ce(outputs[u][idx], y[idx]) * len(idx)
-        return loss / y.size(0)
+        return loss / y.size(0), {}
 
     def predict(self, t, outputs):
         if not torch.is_tensor(t):

@@ -4,11 +4,12 @@ After each task a frozen copy of the network is kept; while learning task t, the
 distillation term for every previous task's head: the cross-entropy between the copy's and the network's softened
 output probabilities on the current task's inputs (the original's src/approaches/lwf.py and utils.cross_entropy).
 """
-import copy
+from dataclasses import dataclass
 
 import torch
 
-from approaches import _base
+from approaches import _frozen
+from hparams import param
 
 
 def distillation(outputs: torch.Tensor, targets: torch.Tensor, T: float = 1, eps: float = 1e-5) -> torch.Tensor:
@@ -30,48 +31,24 @@ def _normalise(p: torch.Tensor) -> torch.Tensor:
     return p / p.sum(1, keepdim=True)
 
 
-class Appr(_base.Appr):
+class Appr(_frozen.Appr):
     """LwF on a plain network: cross-entropy on task t plus lamb * the distillation terms of tasks 0..t-1."""
 
-    checkpoint_attrs = ('model_old',)
-    parameter_names = ('lamb', 'T')
+    @dataclass
+    class Hyper:
+        lamb: float = param(2, 'the weight of the distillation loss', symbol='lambda_o', type=float,
+                            grid='0.1, 0.5, 1, 2, 4, 8, 10, best 2', legacy=True)
+        T: float = param(1, 'the distillation temperature', symbol='T', type=float, grid='0.5, 1, 2, 4, best 1',
+                         legacy=True)
+
     clipgrad = 100  # the original's default (lwf.py l.11)
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--lamb', type=float, default=2,
-                            help='lambda_o, the weight of the distillation loss (default: %(default)s; original grid '
-                                 '0.1, 0.5, 1, 2, 4, 8, 10, best 2)')
-        parser.add_argument('--T', type=float, default=1,
-                            help='T, the distillation temperature (default: %(default)s; original grid 0.5, 1, 2, 4, '
-                                 'best 1)')
+    def forward(self, t, x, training):
+        targets_old = self.old(t, x, lambda model_old, x: model_old(x))  # the distillation targets
+        return self.model(x), {'targets_old': targets_old}
 
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.lamb = args.lamb
-        self.T = args.T
-        self.model_old = None  # frozen copy of the network after the last task learned: the distillation targets
-        self.targets_old = None
-        self.dist = None
-
-    def forward(self, t, x, position=None):
-        # Also in evaluation: the original's validation loss, which selects the best epoch, includes distillation
-        self.targets_old = None
-        if t > 0:
-            with torch.no_grad():
-                self.targets_old = self.model_old(x)
-        return self.model(x)
-
-    def criterion(self, t, outputs, y):
+    def criterion(self, t, outputs, y, extras):
         # Summed, not averaged, over the previous tasks' heads, as the original (lwf.py l.155-157)
-        self.dist = sum((distillation(outputs[u], self.targets_old[u], T=self.T) for u in range(t)),
-                        torch.zeros((), device=outputs[t].device))
-        return self.ce(outputs[t], y) + self.lamb * self.dist
-
-    def metrics(self):
-        return {'dist': self.dist}
-
-    def post_train(self, t: int, data) -> None:
-        # The original freezes the copy and puts it in eval mode (lwf.py l.79-81): its targets come without dropout
-        self.model_old = copy.deepcopy(self.model).requires_grad_(False).eval()
+        dist = sum((distillation(outputs[u], extras['targets_old'][u], T=self.hp.T) for u in range(t)),
+                   torch.zeros((), device=outputs[t].device))
+        return self.ce(outputs[t], y) + self.hp.lamb * dist, {'dist': dist}

@@ -1,7 +1,8 @@
 """PathNet (Fernando et al., 2017, https://arxiv.org/abs/1701.08734), as the original code's baseline
 (src/approaches/pathnet.py), on a network from networks/*_pathnet.py.
 
-Per task t, as the original's train() (pathnet.py:46-152), draw for draw:
+Per task t, as the original's train() (pathnet.py:46-152), draw for draw, the tournament in fit() taking the place
+of the shared patience loop:
   pre_train   modules on no earlier task's best path go back to their initial weights (lines 50-58);
   paths       P = 2 random paths, N distinct modules per layer (lines 61-72), drawn with numpy's global generator;
   generations each trains every path in turn for nepochs // generations epochs (line 31), only its modules that no
@@ -21,38 +22,37 @@ One difference: with fewer --nepochs than --generations, nepochs generations of 
 trained nothing (nepochs // generations = 0).
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from approaches import _base
+from hparams import param
 import utils
 
 
 class Appr(_base.Appr):
     """PathNet: a tournament of paths per task through shared modules; each task's best path is then frozen."""
 
+    @dataclass
+    class Hyper:
+        generations: int = param(20, 'generations of the tournament per task, each training P = 2 paths for nepochs '
+                                 '// generations epochs (fewer --nepochs than generations: nepochs generations of one '
+                                 'epoch)', type=utils.int_at_least(1), grid='5, 10, 20, 50, 100, 200, "best was 20"',
+                                 legacy=True)  # pathnet.py:26-29
+
     network_variant = 'pathnet'
     graph_safe = False  # not measured with CUDA graphs; runs eagerly
     checkpoint_attrs = ('initial_model',)  # the best paths are a buffer of the network
-    parameter_names = ('generations',)  # pathnet.py:26-29
     clipgrad = 1000  # pathnet.py:12
     P = 2  # paths trained per generation, "from paper Secs 2.4 and 2.5" (pathnet.py:24)
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--generations', type=int, default=20,
-                            help='generations of the tournament per task, each training P = 2 paths for nepochs // '
-                                 'generations epochs (fewer --nepochs than generations: nepochs generations of one '
-                                 'epoch) (default: %(default)s; original grid 5, 10, 20, 50, 100, 200, "best was 20")')
-
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        if args.generations < 1:
-            raise utils.UserError('--generations must be at least 1')
-        self.generations = args.generations
-        self.initial_model = utils.get_model(model)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hp.generations < 1:
+            raise ValueError('generations must be at least 1')
+        self.initial_model = utils.get_model(self.model)
         self.path = None  # the path being trained, (L, N); None: each task's best path
 
     @torch.no_grad()
@@ -64,9 +64,10 @@ class Appr(_base.Appr):
                     for pname, p in module.named_parameters():
                         p.copy_(self.initial_model[f'{name}.{k}.{pname}'])
 
-    def forward(self, t, x, position=None):
-        # Only task t's head is computed: the others read their own paths. A dict keeps outputs[t].
-        return {t: self.model(t, x, self.path)}
+    def forward(self, t, x, training):
+        # Only task t's head is computed: the others read their own paths (self.path: the one fit() is training,
+        # None for the best ones). A dict keeps outputs[t].
+        return {t: self.model(t, x, self.path)}, {}
 
     def sample_paths(self) -> np.ndarray:
         """P random paths, (P, L, N) module indices, N distinct ones per layer."""
@@ -95,25 +96,26 @@ class Appr(_base.Appr):
                     if np.random.rand() < probability:
                         paths[p, l, k] = (paths[p, l, k] + np.random.randint(-2, 3)) % self.model.M
 
-    def train(self, t: int, data: list[dict]) -> None:
-        train, valid = self.training_sets(t, data)
-        self.pre_train(t)
+    def fit(self, t: int, train: tuple, valid: tuple) -> float:
+        """The tournament in place of the patience loop: stores the winning path in the network, restores its best
+        weights and returns their validation loss."""
+        loop = self.loop
         paths = self.sample_paths()
-        generations = min(self.generations, self.nepochs)
-        epochs = self.nepochs // generations
+        generations = min(self.hp.generations, loop.nepochs)
+        epochs = loop.nepochs // generations
         # Each path's learning rate, patience and best validation loss, carried across generations
-        lrs, patience, best = [self.lr] * self.P, [self.lr_patience] * self.P, [math.inf] * self.P
+        lrs, patience, best = [loop.lr] * self.P, [loop.lr_patience] * self.P, [math.inf] * self.P
         best_loss, best_model, winner = math.inf, utils.get_model(self.model), 0
         for g in range(generations):
-            if max(lrs) < self.lr_min:
+            if max(lrs) < loop.lr_min:
                 break
             for p in range(self.P):
-                if lrs[p] < self.lr_min:
+                if lrs[p] < loop.lr_min:
                     continue
                 print(f'| Generation {g + 1:3d} | Path {p + 1:3d}: {paths[p].tolist()} |')
                 self.path = paths[p]
                 self.model.train_path(t, paths[p])
-                self.optimizer = self._get_optimizer(lrs[p])  # for the whole turn, whatever happens to lrs[p]
+                self.optimizer = self.make_optimizer(lrs[p])  # for the whole turn, whatever happens to lrs[p]
                 for e in range(epochs):
                     on_train, on_valid, line, seconds = self.epoch(t, e, lrs[p], train, valid)
                     if on_valid['loss'] < best_loss:
@@ -121,29 +123,29 @@ class Appr(_base.Appr):
                         line += ' B'
                     improved = on_valid['loss'] < best[p]
                     if improved:
-                        best[p], patience[p] = on_valid['loss'], self.lr_patience
+                        best[p], patience[p] = on_valid['loss'], loop.lr_patience
                         line += ' *'
                     else:
                         patience[p] -= 1
                         if patience[p] <= 0:
-                            lrs[p] /= self.lr_factor
+                            lrs[p] /= loop.lr_factor
                             line += f' lr={lrs[p]:.1e}'
-                            if lrs[p] >= self.lr_min:
-                                patience[p] = self.lr_patience
+                            if lrs[p] >= loop.lr_min:
+                                patience[p] = loop.lr_patience
                     print(line)
                     self.log_epoch(t, e, lrs[p], improved, seconds, on_train, on_valid, generation=g + 1, path=p + 1)
-                    if lrs[p] < self.lr_min:
+                    if lrs[p] < loop.lr_min:
                         break
             utils.set_model_(self.model, best_model)
             print(f'| Winning path: {winner + 1:3d} | Best loss: {best_loss:.3f} |')
             self.mutate(paths, winner)
             for p in range(self.P):
                 if p != winner:
-                    lrs[p], patience[p], best[p] = lrs[winner], self.lr_patience, math.inf
+                    lrs[p], patience[p], best[p] = lrs[winner], loop.lr_patience, math.inf
         self.path = None
         self.model.best_path[t] = torch.from_numpy(paths[winner])
         print('Best path:', paths[winner].tolist())
-        self.post_train(t, data)
+        return best_loss
 
     def post_train(self, t: int, data) -> None:
         self.model.freeze()

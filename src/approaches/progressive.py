@@ -20,9 +20,9 @@ class Appr(_base.Appr):
     def pre_train(self, t: int) -> None:
         self.model.train_column(t)
 
-    def forward(self, t, x, position=None):
+    def forward(self, t, x, training):
         # Only task t's head is computed: the others need their own columns' forward passes. A dict keeps outputs[t].
-        return {t: self.model(t, x)}
+        return {t: self.model(t, x)}, {}
 
     def post_train(self, t: int, data) -> None:
         self.model.freeze()

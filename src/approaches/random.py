@@ -6,37 +6,36 @@ diagonal acc[t, t] is meaningful then, and it is the only part the forgetting ra
 columns move numpy's generator, so the diagonal's numbers depend on them. --own-labels draws each tested task's
 predictions from its own training labels instead.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from approaches import _base
+from hparams import param
 
 
 class Appr(_base.Appr):
     """Chance-level predictions by shuffling training labels, with numpy's global generator, as the original."""
 
+    @dataclass
+    class Hyper:
+        own_labels: bool = param(False, "draw each tested task's predictions from its own training labels (the "
+                                 "original: from the last trained task's, whatever task is tested)")
+
+    trains = False  # the base's case of an approach without gradient steps: no optimizer, no fit()
     checkpoint_attrs = ('labels',)
     graph_safe = False  # not measured with CUDA graphs; runs eagerly
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument('--own-labels', action='store_true',
-                            help="draw each tested task's predictions from its own training labels (the original: "
-                                 "from the last trained task's, whatever task is tested)")
-
-    def __init__(self, model, args, device, log):
-        self.model = model
-        self.device = device
-        self.optimizer = None
-        self.own_labels = args.own_labels
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.labels = {}  # task -> its training labels, shuffled in place by every draw from them
 
-    def train(self, t: int, data: list[dict]) -> None:
+    def post_train(self, t: int, data: list[dict]) -> None:
         self.labels[t] = data[t]['train']['y'].cpu().numpy().copy()
 
-    def eval(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        labels = self.labels[t if self.own_labels else max(self.labels)]  # tasks are learned in order
+    def test(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        labels = self.labels[t if self.hp.own_labels else max(self.labels)]  # tasks are learned in order
         pred = []
         while len(pred) < len(y):
             np.random.shuffle(labels)

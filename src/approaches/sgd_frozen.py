@@ -6,6 +6,5 @@ class Appr(_base.Appr):
     """SGD that freezes everything but the heads after each task."""
 
     def post_train(self, t: int, data) -> None:
-        for name, p in self.model.named_parameters():
-            if not name.startswith('last'):
-                p.requires_grad_(False)
+        self.model.requires_grad_(False)
+        self.model.last.requires_grad_(True)  # the heads, every network's `last`

@@ -9,9 +9,9 @@ class Appr(_base.Appr):
 
     checkpoint_attrs = ('initial_model',)
 
-    def __init__(self, model, args, device, log):
-        super().__init__(model, args, device, log)
-        self.initial_model = utils.get_model(model)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial_model = utils.get_model(self.model)
 
     def pre_train(self, t: int) -> None:
         utils.set_model_(self.model, self.initial_model)

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils import UserError, atomic_write, first_line
+from files import atomic_write
+from utils import UserError, first_line
 
 # Bump when what a cache holds or how it is computed changes: older caches are then rebuilt.
 CACHE_FORMAT = 1

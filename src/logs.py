@@ -1,0 +1,63 @@
+"""What a run reports: the per-epoch JSON-lines log beside the human-readable output, and the console reports of the
+model and the optimizer, as the original prints them."""
+import json
+from pathlib import Path
+
+import torch
+
+
+def human_format(num: float) -> str:
+    """1234567 -> '1.2M'."""
+    magnitude = 0
+    while abs(num) >= 1000 and magnitude < 5:
+        magnitude += 1
+        num /= 1000.0
+    return '%.1f%s' % (num, ['', 'K', 'M', 'G', 'T', 'P'][magnitude])
+
+
+def print_model_report(model: torch.nn.Module) -> int:
+    """Print the model, its parameter shapes and count; return the count."""
+    print('-' * 100)
+    print(model)
+    print('Dimensions =', ' '.join(str(tuple(p.shape)) for p in model.parameters()))
+    count = sum(p.numel() for p in model.parameters())
+    print('Num parameters = %s' % human_format(count))
+    print('-' * 100)
+    return count
+
+
+def print_optimizer_config(optimizer) -> None:
+    """Print the optimizer and its hyperparameters (or None for approaches without one)."""
+    if optimizer is None:
+        print(None)
+        return
+    group = optimizer.param_groups[0]
+    settings = ', '.join(f'{k}: {v}' for k, v in group.items() if not k.startswith('param'))
+    print(f'{type(optimizer).__name__} = {settings}')
+
+
+class EpochLog:
+    """Per-epoch records written as JSON lines (one object per line), beside the human-readable output."""
+
+    def __init__(self, path: Path | None, append: bool = False):
+        self.path = path
+        self._file = None if path is None else open(path, 'a' if append else 'w', buffering=1)
+
+    def size(self) -> int:
+        """Bytes written so far."""
+        return 0 if self._file is None else self._file.tell()
+
+    def truncate(self, size: int) -> None:
+        """Drop what was written after the first `size` bytes (the epochs of a task that a resumed run redoes)."""
+        if self._file is not None:
+            self._file.truncate(size)
+
+    def write(self, **record) -> None:
+        """Append one record."""
+        if self._file is not None:
+            self._file.write(json.dumps(record) + '\n')
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
