@@ -4,9 +4,8 @@ import pytest
 import torch
 
 import run
-import utils
 from approaches import lfl
-from fixtures import make_appr, two_task_data
+from fixtures import make_appr
 from networks import alexnet, alexnet_lfl, mlp, mlp_lfl
 
 
@@ -56,16 +55,6 @@ def test_lfl_networks_are_the_plain_ones_without_dropout_on_the_last_hidden_laye
     assert all(torch.equal(o, head(h)) for o, head in zip(outputs, net.last))
 
 
-def test_first_task_is_plain_cross_entropy():
-    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
-    appr = make_lfl(net)
-    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
-    net.eval()
-    outputs, extras = appr.forward(0, x, training=False)
-    assert extras['features_old'] is None
-    assert torch.equal(appr.criterion(0, outputs, y, extras)[0], torch.nn.functional.cross_entropy(outputs[0], y))
-
-
 def test_penalty_zero_when_features_equal_the_old_models():
     net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
     appr = make_lfl(net)
@@ -93,22 +82,3 @@ def test_criterion_adds_lamb_times_hand_computed_penalty():
     assert penalty > 0
     expected = torch.nn.functional.cross_entropy(outputs[1], y).item() + 0.05 * penalty
     assert appr.criterion(1, outputs, y, extras)[0].item() == pytest.approx(expected, rel=1e-6)
-
-
-def test_targets_come_from_a_frozen_copy():
-    utils.seed_everything(0)
-    data = two_task_data()
-    net = mlp_lfl.Net([1, 28, 28], [(0, 3), (1, 3)])
-    appr = make_lfl(net, nepochs=2)
-    appr.train(0, data)
-    old = appr.model_old
-    assert old is not net and not old.training
-    assert all(not p.requires_grad for p in old.parameters())
-    x = data[1]['train']['x']
-    with torch.no_grad():
-        before = old(x)[1].clone()
-    appr.train(1, data)
-    assert all(p.grad is None for p in old.parameters())
-    with torch.no_grad():
-        assert torch.equal(old(x)[1], before)
-        assert not torch.equal(net.eval()(x)[1], before)
