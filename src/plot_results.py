@@ -2,6 +2,8 @@
 
     python src/plot_results.py --experiment cifar --approaches random,joint,sgd,hat --seeds 0-9 --output rho.png
     python src/plot_results.py table --experiment cifar --approaches random,joint,sgd,hat --csv t.csv --markdown t.md
+    python src/plot_results.py table --experiments cifar,pmnist --approaches sgd,ewc,hat --against hat --latex t.tex
+    python src/plot_results.py table --experiment split_cifar100 --approaches hat --reference published.csv
     python src/plot_results.py matrix res/cifar_hat_0.pkl --output acc.png
     python src/plot_results.py masks logs/mnist2_hat-test_0_masks.pkz --output masks.png
     python src/plot_results.py curves logs/cifar_hat_0.jsonl --output curves.png
@@ -12,6 +14,7 @@ original's: the 95% Student-t quantile with n-1 degrees of freedom times std / s
 default std (ddof=0), so they are sqrt((n-1)/n) narrower than the textbook interval (ddof=1).
 """
 import argparse
+import csv
 import gzip
 import json
 import pickle
@@ -37,6 +40,7 @@ REFERENCES = ('random', 'joint')  # the forgetting ratio's lower and upper refer
 MARKERS = ['o', 'v', '^', '<', '>', 's', '*', 'd', 'x', '+', 'h']  # the original's, cycled
 JITTER = 0.08  # the original's horizontal offset between approaches, in task units
 CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_acc')  # what curves reads per epoch
+PUBLISHED_COLUMNS = ('approach', 'experiment', 'metric', 'value', 'source')  # of a --reference file
 
 
 ########################################################################################################################
@@ -161,14 +165,56 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
     return {'curves': curves, 'ntasks': next(iter(curves.values()))['mean'].size}
 
 
-def table_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) -> dict:
-    """Per approach and folder, each metric's (mean, 95% half-width) over seeds; accuracies in %."""
+def table_data(folders: list[Path], experiments: list[str], approaches: list[str], seeds: list[int],
+               against: str | None = None, published: list[dict] | None = None) -> dict:
+    """Per experiment, approach and folder, each metric's (mean, 95% half-width) over seeds, accuracies in %; with
+    against, the paired tests against that approach; with published, the published figures that match."""
     rows = []
-    for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
-        ratios = (reference_ratios(runs, folder, experiment, seeds)
-                  if all(r in runs for r in REFERENCES) else None)
-        rows += tables.table_rows(runs, ratios, prefix)
+    for experiment in experiments:
+        for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
+            ratios = (reference_ratios(runs, folder, experiment, seeds)
+                      if all(r in runs for r in REFERENCES) else None)
+            rows += tables.table_rows(runs, ratios, seeds, experiment, prefix)
+    if against is not None:
+        rows = tables.with_significance(rows, against)
+    if published is not None:
+        rows = tables.with_published(rows, published)
     return {'rows': rows}
+
+
+def load_published(path: Path) -> list[dict]:
+    """Published figures from a CSV of PUBLISHED_COLUMNS, one per line, or a UserError naming the file."""
+    if not path.exists():
+        raise utils.UserError(f'missing reference file {path}')
+    try:
+        reader = csv.DictReader(path.read_text(encoding='utf-8').splitlines())
+        lines = [(reader.line_num, line) for line in reader]  # the line each ends on: csv skips blank ones
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise utils.UserError(f'{path}: cannot be read as CSV ({type(e).__name__}: {utils.first_line(e)})') from None
+    missing = [c for c in PUBLISHED_COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise utils.UserError(f"{path}: needs the columns {', '.join(PUBLISHED_COLUMNS)}; missing: "
+                              f"{', '.join(missing)}")
+    figures, seen = [], set()
+    for number, line in lines:
+        where = f'{path}, line {number}'
+        if None in line or None in line.values():  # csv's marks of more fields, or fewer, than the header names
+            raise utils.UserError(f"{where}: not the header's {len(reader.fieldnames)} fields")
+        try:
+            value = float(line['value'])
+        except ValueError:
+            raise utils.UserError(f"{where}: value {line['value']!r} is not a number") from None
+        if not np.isfinite(value):
+            raise utils.UserError(f"{where}: value {line['value']!r} is not a finite number")
+        if not tables.METRIC_NAME.fullmatch(line['metric']):
+            raise utils.UserError(f"{where}: unknown metric {line['metric']!r}; use acc_final, bwt, forgetting, rho, "
+                                  f"or acc_<k> / rho_<k> after k tasks")
+        key = tuple(line[c] for c in PUBLISHED_COLUMNS if c != 'value')
+        if key in seen:
+            raise utils.UserError(f'{where}: a second value for {", ".join(key)}')
+        seen.add(key)
+        figures.append({**{c: line[c] for c in PUBLISHED_COLUMNS}, 'value': value})
+    return figures
 
 
 def write_text(path: Path, text: str, what: str) -> None:
@@ -398,18 +444,28 @@ def build_parser() -> utils.Parser:
     figure.add_argument('--size', default='6,4', help='width,height in inches (default: %(default)s)')
     figure.add_argument('--dpi', type=int, default=100, help='dots per inch (default: %(default)s)')
     runs = utils.Parser(add_help=False)
-    runs.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
     runs.add_argument('--approaches', required=True, help='comma-separated, e.g. random,joint,sgd,hat')
     runs.add_argument('--seeds', type=utils.parse_seeds, default='0-9',
                       help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
     runs.add_argument('--folders', default=str(utils.RESULTS_DIR),
                       help='comma-separated result folders (default: res/ at the repository root)')
 
-    sub.add_parser('forgetting', parents=[runs, figure], help="the forgetting ratio rho per number of tasks (the "
-                   "original's figure; needs the random and joint runs)")
+    forgetting = sub.add_parser('forgetting', parents=[runs, figure], help="the forgetting ratio rho per number of "
+                                "tasks (the original's figure; needs the random and joint runs)")
+    forgetting.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
     table = sub.add_parser('table', parents=[runs], help='accuracy, BWT, forgetting and rho per approach')
+    table.add_argument('--experiment', '--experiments', dest='experiments', action='append', required=True,
+                       metavar='NAMES', help='experiment name(s) in the result files: comma-separated or the flag '
+                                             'repeated, e.g. cifar,pmnist')
     table.add_argument('--csv', type=Path, help='also write the table as CSV here')
     table.add_argument('--markdown', type=Path, help='also write the table as Markdown here')
+    table.add_argument('--latex', type=Path, help='also write final accuracy and BWT as a LaTeX (booktabs) table here')
+    table.add_argument('--against', nargs='?', const='', metavar='APPROACH',
+                       help='test each approach against this one (alone: the first of --approaches): paired t-test '
+                            'and Wilcoxon p-values on final accuracy and BWT, Holm-corrected')
+    table.add_argument('--reference', type=Path, metavar='FILE.csv',
+                       help='published figures to show beside ours, with the difference (columns approach, '
+                            'experiment, metric, value, source; e.g. scripts/published_results.csv)')
     matrix = sub.add_parser('matrix', parents=[figure], help="one run's accuracy matrix as a heatmap")
     matrix.add_argument('path', type=Path, help="the run's .txt, or its .pkl for the task names")
     masks = sub.add_parser('masks', parents=[figure], help='HAT: units and weights in use, gate binarisation')
@@ -432,9 +488,16 @@ def parse_args(argv: list[str] | None):
     if hasattr(args, 'approaches'):
         args.approaches = [a for a in args.approaches.split(',') if a]
         args.folders = [Path(f) for f in args.folders.split(',') if f]
-        for flag in ('approaches', 'folders'):
-            if not getattr(args, flag):
+        if hasattr(args, 'experiments'):
+            args.experiments = list(dict.fromkeys(e for text in args.experiments for e in text.split(',') if e))
+        for flag in ('approaches', 'folders', 'experiments'):
+            if not getattr(args, flag, True):
                 raise utils.UserError(f'--{flag} is empty')
+        if getattr(args, 'against', None) is not None:
+            args.against = args.against or args.approaches[0]
+            if args.against not in args.approaches:
+                raise utils.UserError(f"--against {args.against}: not one of --approaches "
+                                      f"({', '.join(args.approaches)})")
     if hasattr(args, 'size'):
         args.size = parse_size(args.size)
         if args.dpi < 1:
@@ -460,12 +523,17 @@ def main(argv: list[str] | None = None) -> dict:
         tables.print_forgetting(data['curves'])
         show_or_save(plot_forgetting(data, args), args.output)
     elif args.command == 'table':
-        data = table_data(args.folders, args.experiment, args.approaches, args.seeds)
+        published = load_published(args.reference) if args.reference else None
+        data = table_data(args.folders, args.experiments, args.approaches, args.seeds, args.against, published)
         tables.print_table(data['rows'])
+        if published is not None and not any(r['published'] for r in data['rows']):
+            print(f'{args.reference}: no published figure for these experiments and approaches')
         if args.csv:
             write_text(args.csv, tables.csv_text(data['rows']), 'the CSV table')
         if args.markdown:
             write_text(args.markdown, tables.markdown_text(data['rows']), 'the Markdown table')
+        if args.latex:
+            write_text(args.latex, tables.latex_text(data['rows'], REFERENCES), 'the LaTeX table')
     elif args.command == 'matrix':
         data = matrix_data(args.path)
         show_or_save(plot_matrix(data, args), args.output)

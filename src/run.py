@@ -64,7 +64,8 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                         "operation has none; cuBLAS's fixed workspace), so that a run repeated on the same GPU gives "
                         "the same bits; CPU runs are deterministic already")
     p.add_argument('--dry-run', action='store_true',
-                   help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch: a quick check of a set-up')
+                   help=f'{DRY_RUN_BATCHES} batches per split and task, 1 epoch, no checkpoint: a quick check of a '
+                        f'set-up')
     p.add_argument('--resume', action='store_true',
                    help='continue after the last task finished by an earlier run with the same settings, from its '
                         'checkpoint in --logs-dir (a new run where there is none; nothing to do where it finished)')
@@ -95,14 +96,17 @@ def parse_args(argv: list[str] | None):
     experiment = utils.load_module('dataloaders', args.experiment)
     # The original's network when none is named: each experiment's base (mlp for the MNIST experiments, alexnet
     # otherwise) in the variant the approach needs (mlp_hat, alexnet_hat for hat)
-    network_name = args.network or experiment.DEFAULT_NETWORK + (
-        '_' + approach.Appr.network_variant if approach.Appr.network_variant else '')
-    network = utils.load_module('networks', network_name)
     variant = approach.Appr.network_variant
-    if network.VARIANT != variant:
-        fitting = [n for n in utils.module_choices('networks') if utils.load_module('networks', n).VARIANT == variant]
+    fitting = [n for n in utils.module_choices('networks') if utils.load_module('networks', n).VARIANT == variant]
+    network_name = args.network or experiment.DEFAULT_NETWORK + ('_' + variant if variant else '')
+    if network_name not in fitting:
+        if args.network is None:  # the experiment's network has no variant for this approach (progressive's ResNet)
+            raise utils.UserError(f"approach {args.approach} has no {variant} form of {experiment.DEFAULT_NETWORK}, "
+                                  f"{args.experiment}'s network; choose one of its networks with --network: "
+                                  f"{', '.join(fitting)}")
         raise utils.UserError(f"approach {args.approach} needs a {variant or 'plain'} network "
                               f"({', '.join(fitting)}), not {network_name}")
+    network = utils.load_module('networks', network_name)
     args.network = network_name
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
@@ -240,7 +244,7 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     acc, lss = progress['acc'], progress['lss']
     results = {}
     try:
-        if progress['tasks_done'] == 0:
+        if progress['tasks_done'] == 0 and not args.dry_run:  # a dry run is scratch: nothing to resume
             with guard.hold():  # a run stopped in its first task resumes from here, not from nothing
                 checkpoints.save(ckpt, args, appr, progress)
         for t, _ in taskcla[progress['tasks_done']:]:
@@ -267,7 +271,7 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
                 files.save_txt_matrix(args.output, acc)
                 files.save_pickle(args.output.with_suffix('.pkl'), results)
                 appr.after_tests(t, results)
-                if t + 1 < ntasks:
+                if t + 1 < ntasks and not args.dry_run:
                     progress['log_bytes'] = log.size()
                     checkpoints.save(ckpt, args, appr, progress)
         ckpt.unlink(missing_ok=True)  # the results are complete: nothing left to resume

@@ -1,4 +1,5 @@
-"""Shared fixtures: src/ on the import path, and a data folder with tiny MNIST and CIFAR in their real formats."""
+"""Shared fixtures: src/ on the import path, and a data folder with tiny versions of every data set in their real
+formats (MNIST, CIFAR, the mixture's, Tiny ImageNet)."""
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def data_dir(tmp_path_factory) -> Path:
     fixtures.write_mnist(root, folder='FashionMNIST')
     md5 = fixtures.write_cifar(root)
     svhn_md5 = fixtures.write_mixture(root)
+    fixtures.write_tinyimagenet(root, train_per_class=10)
     with pytest.MonkeyPatch.context() as mp:
         register_cifar_checksums(mp, md5)
         register_svhn_checksums(mp, svhn_md5)

@@ -215,6 +215,36 @@ def write_mixture(root: Path, traffic_signs: str = 'pickles') -> dict:
     return write_svhn(root)
 
 
+def write_tinyimagenet(root: Path, nclasses: int = 20, train_per_class: int = 3, val_per_class: int = 2) -> list[str]:
+    """Tiny ImageNet as tiny-imagenet-200.zip extracts it in root: wnids.txt (not in sorted order, as the real one),
+    words.txt, train/<wnid>/images/<wnid>_<i>.JPEG with <wnid>_boxes.txt, val/images/val_<i>.JPEG (classes mixed)
+    with val/val_annotations.txt, unlabelled test/images/; 64x64 JPEGs, each class's first training image grey (as
+    some real ones are). Returns the wnids in the file's order."""
+    from PIL import Image
+    base = root / 'tiny-imagenet-200'
+    wnids = [f'n{n:08d}' for n in 1440000 + 7919 * np.random.RandomState(71).permutation(nclasses)]
+    for sub in ('val/images', 'test/images'):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / 'wnids.txt').write_text(''.join(f'{w}\n' for w in wnids))
+    (base / 'words.txt').write_text(''.join(f'{w}\tclass {c}\n' for c, w in enumerate(wnids)))
+    labels = balanced_labels(nclasses, train_per_class, 72)
+    images = class_images(labels, (3, 64, 64), 73, 72, nclasses).transpose(0, 2, 3, 1)  # (N, H, W, C)
+    for c, wnid in enumerate(wnids):
+        folder = base / 'train' / wnid / 'images'
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images[labels == c]):
+            Image.fromarray(image).convert('L' if i == 0 else 'RGB').save(folder / f'{wnid}_{i}.JPEG', quality=90)
+        (base / 'train' / wnid / f'{wnid}_boxes.txt').write_text(
+            ''.join(f'{wnid}_{i}.JPEG\t0\t0\t63\t63\n' for i in range(train_per_class)))
+    labels = balanced_labels(nclasses, val_per_class, 74)
+    for i, (image, c) in enumerate(zip(class_images(labels, (3, 64, 64), 73, 74, nclasses), labels)):
+        Image.fromarray(image.transpose(1, 2, 0)).save(base / 'val' / 'images' / f'val_{i}.JPEG', quality=90)
+    (base / 'val' / 'val_annotations.txt').write_text(
+        ''.join(f'val_{i}.JPEG\t{wnids[c]}\t0\t0\t63\t63\n' for i, c in enumerate(labels)))
+    Image.fromarray(images[0]).save(base / 'test' / 'images' / 'test_0.JPEG')
+    return wnids
+
+
 ########################################################################################################################
 # In-memory tasks, approaches and runs
 

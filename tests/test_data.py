@@ -3,6 +3,7 @@ import collections
 import hashlib
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from torchvision import datasets, transforms
 
 import fixtures
-from dataloaders import _common, cifar, mnist2, pmnist, split_fmnist, split_mnist
+from dataloaders import _common, cifar, five_datasets, mixture, mnist2, pmnist, split_fmnist, split_mnist
+from fixtures import OFFLINE, assert_one_line_error, cli
 from utils import UserError
 
 
@@ -160,7 +162,7 @@ def test_missing_data_names_the_files_and_folder(tmp_path, offline):
 def test_corrupt_data_is_a_clear_error(fresh_data_dir, offline):
     raw = fresh_data_dir / 'MNIST' / 'raw' / 'train-images-idx3-ubyte'
     raw.write_bytes(raw.read_bytes()[:1000])  # truncated
-    with pytest.raises(UserError, match='MNIST is missing or corrupt'):
+    with pytest.raises(UserError, match=f'MNIST is corrupt: {raw} holds 984 bytes of data'):
         mnist2.get(fresh_data_dir)
     batch = fresh_data_dir / 'cifar-10-batches-py' / 'data_batch_2'
     batch.write_bytes(batch.read_bytes()[:-10])  # fails its checksum; the download to replace it fails
@@ -314,3 +316,84 @@ def test_cifar_batch_the_direct_reader_refuses_is_read_by_torchvision(fresh_data
     _torchvision_only(monkeypatch)
     expected = cifar._build(fresh_data_dir)
     assert all(torch.equal(read[key], value) for key, value in expected.items())
+
+
+########################################################################################################################
+# MNIST's idx files: what a header says, checked against what the file holds, for every experiment that reads them
+
+
+def _count(raw):
+    """The images file's header says 399 images; it holds 400."""
+    path = raw / 'train-images-idx3-ubyte'
+    blob = bytearray(path.read_bytes())
+    blob[4:8] = struct.pack('>I', 399)
+    path.write_bytes(blob)
+    return path, 'holds 313600 bytes of data where its header declares 399 x 28 x 28 = 312816'
+
+
+def _larger_images(raw):
+    path = raw / 'train-images-idx3-ubyte'
+    fixtures.write_idx(path, np.zeros((400, 32, 32)))
+    return path, 'holds images of 32x32 pixels, expected 28x28'
+
+
+def _truncated(raw):
+    path = raw / 't10k-images-idx3-ubyte'
+    path.write_bytes(path.read_bytes()[:1000])
+    return path, 'holds 984 bytes of data where its header declares 100 x 28 x 28 = 78400'
+
+
+def _headless(raw):
+    path = raw / 'train-labels-idx1-ubyte'
+    path.write_bytes(b'\x00\x00\x08')
+    return path, 'is too short for an idx header (3 bytes)'
+
+
+def _labels_for_images(raw):
+    """Swapped files: the labels where the images should be."""
+    path = raw / 'train-images-idx3-ubyte'
+    path.write_bytes((raw / 'train-labels-idx1-ubyte').read_bytes())
+    return path, 'is not an idx file of unsigned bytes in 3 dimensions (magic number 0x00000801, expected 0x00000803)'
+
+
+def _label_count(raw):
+    path = raw / 't10k-labels-idx1-ubyte'
+    fixtures.write_idx(path, np.zeros(99))
+    return path, 'holds 99 labels for the 100 images of t10k-images-idx3-ubyte'
+
+
+def _label_range(raw):
+    path = raw / 'train-labels-idx1-ubyte'
+    fixtures.write_idx(path, np.full(400, 12))
+    return path, 'holds labels up to 12, expected 0-9'
+
+
+IDX_DAMAGE = [_count, _larger_images, _truncated, _headless, _labels_for_images, _label_count, _label_range]
+IDX_READERS = {  # (folder, loader) per experiment and data set
+    'mnist2': ('MNIST', mnist2.get), 'pmnist': ('MNIST', pmnist.get), 'split_mnist': ('MNIST', split_mnist.get),
+    'split_fmnist': ('FashionMNIST', split_fmnist.get),
+    'mixture mnist': ('MNIST', lambda root: mixture.get(root, datasets=['mnist'])),
+    'mixture fashion-mnist': ('FashionMNIST', lambda root: mixture.get(root, datasets=['fashion-mnist'])),
+    'five_datasets mnist': ('MNIST', lambda root: five_datasets.get(root, datasets=['mnist'])),
+    'five_datasets fashion-mnist': ('FashionMNIST', lambda root: five_datasets.get(root, datasets=['fashion-mnist']))}
+
+
+@pytest.mark.parametrize('reader', IDX_READERS)
+@pytest.mark.parametrize('damage', IDX_DAMAGE)
+def test_idx_file_not_what_it_says_is_one_line_naming_it(tmp_path, offline, reader, damage):
+    folder, get = IDX_READERS[reader]
+    fixtures.write_mnist(tmp_path, folder=folder)
+    path, problem = damage(tmp_path / folder / 'raw')
+    with pytest.raises(UserError) as e:
+        get(tmp_path)
+    message = str(e.value)
+    assert f'{folder} is corrupt: {path} {problem}; put an intact copy there ({path.name}.gz from http' in message
+    assert '\n' not in message
+
+
+def test_idx_file_error_ends_the_command_in_one_line(tmp_path):
+    fixtures.write_mnist(tmp_path / 'dat')
+    path, problem = _larger_images(tmp_path / 'dat' / 'MNIST' / 'raw')
+    proc = cli('--experiment', 'split_mnist', '--approach', 'sgd', '--data-dir', str(tmp_path / 'dat'),
+               '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    assert_one_line_error(proc, f'MNIST is corrupt: {path} {problem}', 'or delete it to have it downloaded again')

@@ -1,6 +1,7 @@
 """metrics.py: each continual-learning metric against values computed by hand (in the comments), on single matrices,
 on (..., T, T) stacks, and where it is undefined (one task, one seed)."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -128,3 +129,75 @@ def test_confidence_interval_over_an_axis():
     assert half == pytest.approx(4.4923218, abs=1e-7)
     # one seed: undefined for every column
     assert np.isnan(metrics.confidence_interval(np.array([[0.5, 0.6, 0.7]]))).all()
+
+
+def test_holm_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04; the running maximum makes the last 0.06
+    np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    # 0.4 * 2 = 0.8, then 0.5 * 1 = 0.5 is raised to 0.8; 0.6 * 2 is capped at 1, and 0.7 raised to it
+    np.testing.assert_allclose(metrics.holm([0.5, 0.4]), [0.8, 0.8])
+    assert metrics.holm([0.6, 0.7]) == [1.0, 1.0]
+    # ties: 0.01 * 3, 0.01 * 2 -> 0.03 (running maximum), 0.02 * 1 -> 0.03
+    np.testing.assert_allclose(metrics.holm([0.01, 0.02, 0.01]), [0.03, 0.03, 0.03])
+    # NaN (not tested) is outside the family: two tested, 0.01 * 2 and 0.04 * 1
+    adjusted = metrics.holm([math.nan, 0.04, 0.01])
+    assert math.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.04, 0.02])
+    assert metrics.holm([0.2]) == [0.2] and metrics.holm([]) == []
+
+
+def test_paired_tests_by_hand():
+    # differences 1, 2, 3: mean 2, sd 1 (ddof=1), t = 2 / (1 / sqrt(3)) = 2 sqrt(3) on 2 degrees of freedom, where the
+    # two-sided p is 1 - t / sqrt(2 + t^2) = 1 - sqrt(12 / 14); Wilcoxon: all 3 differences positive, exactly
+    # 2 / 2^3 = 0.25
+    result = metrics.paired_tests(np.array([2.0, 3, 4]), np.array([1.0, 1, 1]))
+    assert result['pairs'] == 3
+    assert result['ttest'] == pytest.approx(1 - math.sqrt(12 / 14), rel=1e-12)
+    assert result['wilcoxon'] == pytest.approx(0.25, rel=1e-12)
+    # differences -1.5 k, k = 1..5: t = -4.5 / (1.5 sqrt(2.5) / sqrt(5)) = -3 sqrt(2) on 4 degrees of freedom, where
+    # with x = |t| / sqrt(t^2 + 4) = 3 / sqrt(11) the two-sided p is 1 - x (3 - x^2) / 2 = 1 - 12 x / 11
+    result = metrics.paired_tests(np.zeros(5), 1.5 * np.arange(1, 6))
+    assert result['ttest'] == pytest.approx(1 - 12 / 11 * 3 / math.sqrt(11), rel=1e-12)
+    assert result['wilcoxon'] == pytest.approx(2 / 2 ** 5, rel=1e-12)
+
+
+def test_paired_tests_against_scipy():
+    from scipy import stats
+    rng = np.random.RandomState(0)
+    for n in (3, 5, 10):
+        a, b = rng.rand(n), rng.rand(n)
+        result = metrics.paired_tests(a, b)
+        # the differences rounded to 9 decimals move p by about 1e-9 at most
+        assert result == {'pairs': n, 'ttest': pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-6),
+                          'wilcoxon': pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-6)}
+        assert metrics.paired_tests(b, a) == result  # two-sided: symmetric
+        rounded = np.round(a - b, 9)
+        assert result['ttest'] == stats.ttest_rel(rounded, np.zeros(n)).pvalue
+        assert result['wilcoxon'] == stats.wilcoxon(rounded).pvalue
+
+
+def test_paired_tests_ignore_float_noise():
+    # Differences 3, -1, 2, -2, -2 with three tied at |2|; float noise (as from averaging matrices read from files)
+    # would untie them and change Wilcoxon's p (scipy gives 0.875 for the noisy ones)
+    from scipy import stats
+    exact = np.array([3.0, -1, 2, -2, -2])
+    noisy = exact + np.array([0, 0, 1e-14, 0, -1e-14])
+    assert stats.wilcoxon(noisy).pvalue != stats.wilcoxon(exact).pvalue
+    assert metrics.paired_tests(noisy, np.zeros(5)) == metrics.paired_tests(exact, np.zeros(5))
+    assert metrics.paired_tests(noisy, np.zeros(5))['wilcoxon'] == stats.wilcoxon(exact).pvalue
+    # constant differences: the t statistic is infinite, p = 0, without a warning; Wilcoxon: 2 / 2^5
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        result = metrics.paired_tests(np.full(5, 2.5) + noisy - exact, np.zeros(5))
+    assert result == {'pairs': 5, 'ttest': 0.0, 'wilcoxon': 2 / 2 ** 5}
+
+
+def test_paired_tests_where_undefined():
+    # identical samples: no difference to test (Wilcoxon has no nonzero difference to rank), p = 1; also where they
+    # differ by float noise only
+    same = np.array([0.5, 0.6, 0.7, 0.8])
+    assert metrics.paired_tests(same, same.copy()) == {'pairs': 4, 'ttest': 1.0, 'wilcoxon': 1.0}
+    assert metrics.paired_tests(same, same + 1e-15) == {'pairs': 4, 'ttest': 1.0, 'wilcoxon': 1.0}
+    # fewer than 3 pairs: not tested
+    result = metrics.paired_tests(np.array([0.5, 0.6]), np.array([0.4, 0.3]))
+    assert result['pairs'] == 2 and math.isnan(result['ttest']) and math.isnan(result['wilcoxon'])
+    assert metrics.MIN_PAIRS == 3

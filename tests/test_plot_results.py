@@ -148,6 +148,225 @@ def test_table_without_references_says_na(tmp_path):
     assert (tmp_path / 't.md').read_text().splitlines()[2].endswith('| -27.50 ± n/a | 30.00 ± n/a | n/a |')
 
 
+# Two experiments to compare approaches on: per seed s, each approach's matrix moves by 0.03 (exp) or 0.02 (two_tasks)
+# times OFFSETS[approach][s] at one entry, so that paired differences vary over the seeds (constant ones would make the
+# t statistic infinite). An offset o at the last row moves the final accuracy, in %, by o; at column 0 of the last row
+# (hat), exp's BWT by 1.5 o and two_tasks' by 2 o. Offsets 1..5 in any order: mean 3, interval 1.7559781 (as above).
+OFFSETS = {'random': [3, 5, 2, 4, 1], 'joint': [0] * 5, 'sgd': [4, 1, 5, 2, 3], 'hat': [1, 2, 3, 4, 5]}
+TWO_TASKS = {'random': [[0.5, 0], [0.3, 0.2]], 'joint': [[0.9, 0], [0.9, 0.7]], 'sgd': [[0.9, 0], [0.6, 0.8]],
+             'hat': [[0.9, 0], [0.95, 0.7]]}
+
+
+def write_comparison(folder, seeds=range(5)):
+    """exp: the fixtures' matrices (sgd: HAT's), 0.03 * offset added at hat's acc[2, 0] and the others' acc[2, 2]:
+        random  final acc 15 + o -> 18.00 ± 1.76   BWT -25
+        joint   71.67 ± 0.00                       BWT -10
+        sgd     51.67 + o -> 54.67 ± 1.76          BWT -27.50
+        hat     51.67 + o -> 54.67 ± 1.76 (a tie)  BWT -27.5 + 1.5 o -> -23.00 ± 2.63 (1.5 * 1.7559781)
+    two_tasks: TWO_TASKS, 0.02 * offset taken from hat's acc[1, 0] and added to the others' acc[1, 1]:
+        random  25 + o -> 28.00 ± 1.76             BWT -20
+        joint   80.00 ± 0.00                       BWT 0.00
+        sgd     70 + o -> 73.00 ± 1.76             BWT -30
+        hat     82.5 - o -> 79.50 ± 1.76           BWT 5 - 2 o -> -1.00 ± 3.51"""
+    folder.mkdir(parents=True, exist_ok=True)
+    three = {'random': RANDOM, 'joint': JOINT, 'sgd': HAT, 'hat': HAT}
+    for s in seeds:
+        for name, offsets in OFFSETS.items():
+            acc = np.array(three[name])
+            acc[(2, 0) if name == 'hat' else (2, 2)] += 0.03 * offsets[s]
+            np.savetxt(folder / f'exp_{name}_{s}.txt', acc, '%.4f')
+            acc = np.array(TWO_TASKS[name])
+            acc[(1, 0) if name == 'hat' else (1, 1)] += (-0.02 if name == 'hat' else 0.02) * offsets[s]
+            np.savetxt(folder / f'two_tasks_{name}_{s}.txt', acc, '%.4f')
+    return folder
+
+
+def comparison_argv(folder, *flags, seeds='0-4'):
+    return ['table', '--experiment', 'exp', '--experiments', 'two_tasks', '--approaches', 'random,joint,sgd,hat',
+            '--seeds', seeds, '--folders', str(folder), *flags]
+
+
+def test_latex_table(tmp_path):
+    folder = write_comparison(tmp_path / 'res')
+    plot_results.main(comparison_argv(folder, '--against', 'hat', '--latex', str(tmp_path / 't.tex')))
+    # Bold: the highest of each column, random and joint left out (joint is higher on two_tasks); sgd and hat tie on
+    # exp's accuracy. Dagger: Holm-adjusted t-test p < 0.05 against hat. No dagger where the difference to hat is
+    # 0 on average (sgd's exp accuracy: o_sgd - o_hat = 3, -1, 2, -2, -2), goes either way with a small mean
+    # (random's exp BWT, 2.5 - 1.5 o_hat: 1 .. -5, p 0.13; joint's two_tasks' accuracy, o_hat - 2.5, and BWT,
+    # 2 o_hat - 5, p 0.52) or on hat itself; everywhere else the difference keeps one sign, far from 0
+    assert (tmp_path / 't.tex').read_text() == '\n'.join([
+        r'% ACC: final average accuracy, BWT: backward transfer, in %; mean $\pm$ 95% interval over seeds',
+        r'% bold: the best of each column (highest ACC, highest BWT), random and joint left out',
+        r'% $^\dagger$: p < 0.05 against hat, paired t-test over seeds, Holm-corrected over the approaches compared',
+        r'\begin{tabular}{lcccc}',
+        r'\toprule',
+        r' & \multicolumn{2}{c}{exp} & \multicolumn{2}{c}{two\_tasks} \\',
+        r'\cmidrule(lr){2-3} \cmidrule(lr){4-5}',
+        r'Approach & ACC (\%) & BWT (\%) & ACC (\%) & BWT (\%) \\',
+        r'\midrule',
+        r'random & 18.00 $\pm$ 1.76$^\dagger$ & -25.00 $\pm$ 0.00 & 28.00 $\pm$ 1.76$^\dagger$ & '
+        r'-20.00 $\pm$ 0.00$^\dagger$ \\',
+        r'joint & 71.67 $\pm$ 0.00$^\dagger$ & -10.00 $\pm$ 0.00$^\dagger$ & 80.00 $\pm$ 0.00 & 0.00 $\pm$ 0.00 \\',
+        r'sgd & \textbf{54.67 $\pm$ 1.76} & -27.50 $\pm$ 0.00$^\dagger$ & 73.00 $\pm$ 1.76$^\dagger$ & '
+        r'-30.00 $\pm$ 0.00$^\dagger$ \\',
+        r'hat & \textbf{54.67 $\pm$ 1.76} & \textbf{-23.00 $\pm$ 2.63} & \textbf{79.50 $\pm$ 1.76} & '
+        r'\textbf{-1.00 $\pm$ 3.51} \\',
+        r'\bottomrule',
+        r'\end{tabular}']) + '\n'
+
+
+def test_latex_table_of_one_seed_and_names_to_escape(tmp_path):
+    folder = write_runs(tmp_path / 'res', experiment='split_cifar100', approaches=('hat',))
+    np.savetxt(folder / 'split_cifar100_hat_50%_0.txt', np.array(JOINT), '%.4f')
+    plot_results.main(['table', '--experiment', 'split_cifar100', '--approaches', 'hat,hat_50%', '--seeds', '0',
+                       '--folders', str(folder), '--latex', str(tmp_path / 't.tex')])
+    lines = (tmp_path / 't.tex').read_text().splitlines()
+    assert lines[1] == '% bold: the best of each column (highest ACC, highest BWT)'  # no random or joint to leave out
+    assert lines[4] == r' & \multicolumn{2}{c}{split\_cifar100} \\'
+    # one seed: no interval, the mean alone; JOINT's matrix beats HAT's on both columns
+    assert lines[-4:-2] == [r'hat & 51.67 & -27.50 \\', r'hat\_50\% & \textbf{71.67} & \textbf{-10.00} \\']
+
+
+def test_significance_against_scipy_and_holm(tmp_path, capsys):
+    from scipy import stats
+    folder = write_comparison(tmp_path / 'res')
+    data = plot_results.main(comparison_argv(folder, '--against', 'hat', '--csv', str(tmp_path / 't.csv'),
+                                             '--markdown', str(tmp_path / 't.md')))
+    table = {(r['experiment'], r['approach']): r for r in csv.DictReader((tmp_path / 't.csv').open(newline=''))}
+    # Per seed, by hand (write_comparison): the final accuracy and BWT of each approach
+    o = {name: np.array(offsets, dtype=float) for name, offsets in OFFSETS.items()}
+    final = {('exp', 'random'): 15 + o['random'], ('exp', 'joint'): np.full(5, 215 / 3),
+             ('exp', 'sgd'): 155 / 3 + o['sgd'], ('exp', 'hat'): 155 / 3 + o['hat'],
+             ('two_tasks', 'random'): 25 + o['random'], ('two_tasks', 'joint'): np.full(5, 80.0),
+             ('two_tasks', 'sgd'): 70 + o['sgd'], ('two_tasks', 'hat'): 82.5 - o['hat']}
+    bwt = {('exp', 'random'): np.full(5, -25.0), ('exp', 'joint'): np.full(5, -10.0), ('exp', 'sgd'): np.full(5, -27.5),
+           ('exp', 'hat'): -27.5 + 1.5 * o['hat'], ('two_tasks', 'random'): np.full(5, -20.0),
+           ('two_tasks', 'joint'): np.zeros(5), ('two_tasks', 'sgd'): np.full(5, -30.0),
+           ('two_tasks', 'hat'): 5 - 2 * o['hat']}
+    others = ('random', 'joint', 'sgd')
+    for experiment in ('exp', 'two_tasks'):
+        assert [table[experiment, 'hat'][f'{m}_{t}_p'] for m in ('acc_final', 'bwt') for t in ('ttest', 'wilcoxon')] \
+            == ['ref'] * 4
+        for metric, values in (('acc_final', final), ('bwt', bwt)):
+            for test in (stats.ttest_rel, stats.wilcoxon):
+                raw = [test(values[experiment, a], values[experiment, 'hat']).pvalue for a in others]
+                column = f"{metric}_{'ttest' if test is stats.ttest_rel else 'wilcoxon'}_p"
+                for a, p in zip(others, plot_results.metrics.holm(raw)):
+                    assert table[experiment, a][column] == f'{p:.6f}', (experiment, a, column)
+    # Holm by hand on exp's BWT t-test: joint's p is the smallest, times 3, sgd's second, times 2 (its raw p in
+    # closed form: differences -1.5 o_hat, t = -3 sqrt(2), 4 degrees of freedom: 1 - 12 / 11 * 3 / sqrt(11)),
+    # random's the largest, times 1
+    raw = {a: stats.ttest_rel(bwt['exp', a], bwt['exp', 'hat']).pvalue for a in others}
+    assert raw['sgd'] == pytest.approx(1 - 12 / 11 * 3 / math.sqrt(11), rel=1e-9)
+    assert raw['joint'] < raw['sgd'] < raw['random'] and 2 * raw['sgd'] < raw['random']
+    expected = {'joint': 3 * raw['joint'], 'sgd': 2 * raw['sgd'], 'random': raw['random']}
+    for a in others:
+        assert data['rows'][['random', 'joint', 'sgd', 'hat'].index(a)]['tests']['bwt']['ttest'] == \
+            pytest.approx(expected[a], rel=1e-12)
+        assert table['exp', a]['bwt_ttest_p'] == f'{expected[a]:.6f}'
+    # Wilcoxon, exp's accuracy: random and joint below hat on all 5 seeds (exact p 2 / 2^5 each), raised by Holm to
+    # 3 times, then to their running maximum
+    assert table['exp', 'random']['acc_final_wilcoxon_p'] == table['exp', 'joint']['acc_final_wilcoxon_p'] == '0.187500'
+    # sgd's accuracy minus hat's, 3, -1, 2, -2, -2: t = 0, and Wilcoxon's ranks balance (1 + 3 * 3 = 4 + 3 + 3), p = 1
+    assert table['exp', 'sgd']['acc_final_ttest_p'] == table['exp', 'sgd']['acc_final_wilcoxon_p'] == '1.000000'
+    # Several experiments: a leading experiment column; two_tasks has no accuracy after 3 tasks
+    assert list(table['exp', 'hat'])[:4] == ['experiment', 'approach', 'seeds', 'acc_1']
+    assert table['two_tasks', 'hat']['acc_3'] == 'n/a' and table['two_tasks', 'hat']['acc_final'] == '79.500000'
+    markdown = (tmp_path / 't.md').read_text().splitlines()
+    assert markdown[0].startswith('| experiment | approach | seeds | acc 1 |')
+    assert markdown[0].endswith('| rho | final acc p(t) | final acc p(W) | BWT p(t) | BWT p(W) |')
+    assert markdown[4].endswith(f"| 1.000 | 1.000 | {expected['sgd']:.3f} | 0.188 |")  # exp, sgd
+    assert markdown[5].endswith('| ref | ref | ref | ref |')
+    assert 'final acc p(t)' in capsys.readouterr().out
+
+
+def test_significance_needs_three_seeds_in_common(tmp_path):
+    folder = write_comparison(tmp_path / 'res', seeds=(0, 1))
+    data = plot_results.main(comparison_argv(folder, '--against', '--csv', str(tmp_path / 't.csv'), '--latex',
+                                             str(tmp_path / 't.tex'), seeds='0,1'))
+    # --against alone: the first of --approaches
+    assert [r['approach'] for r in data['rows'] if r['tests'] is None] == ['random', 'random']
+    table = list(csv.DictReader((tmp_path / 't.csv').open(newline='')))
+    assert {r['bwt_ttest_p'] for r in table} == {'ref', 'n<3'}
+    assert {r['acc_final_wilcoxon_p'] for r in table if r['approach'] != 'random'} == {'n<3'}
+    latex = (tmp_path / 't.tex').read_text()
+    assert 'against random, paired t-test over seeds, Holm-corrected over the approaches compared; not tested: ' \
+           'fewer than 3 seeds in common\n' in latex
+    assert '$^\\dagger$ &' not in latex and '$^\\dagger$ \\\\' not in latex
+
+
+def test_identical_approaches_are_not_different(tmp_path):
+    folder = write_comparison(tmp_path / 'res')
+    for s in range(5):
+        (folder / f'exp_copy_{s}.txt').write_bytes((folder / f'exp_hat_{s}.txt').read_bytes())
+    data = plot_results.main(['table', '--experiment', 'exp', '--approaches', 'hat,copy', '--seeds', '0-4',
+                              '--folders', str(folder), '--against', 'hat'])
+    # zero differences on every seed: p = 1 for both tests (Wilcoxon has nothing to rank)
+    assert data['rows'][1]['tests'] == {m: {'pairs': 5, 'ttest': 1.0, 'wilcoxon': 1.0} for m in ('acc_final', 'bwt')}
+
+
+def test_published_figures_beside_ours(tmp_path, capsys):
+    folder = write_runs(tmp_path / 'res', seeds=range(5), shift=0.03)  # test_table_by_hand's table
+    published = tmp_path / 'published.csv'
+    published.write_text('approach,experiment,metric,value,source\n'
+                         'hat,exp,acc_final,50,"Paper A, Table 1"\n'
+                         'hat,exp,bwt,-20.5,"Paper A, Table 1"\n'
+                         '\n'
+                         'hat,exp,rho_2,0.1,"Paper A, Table 1"\n'
+                         'hat,exp,acc_final,60,Paper B\n'
+                         'joint,exp,acc_final,70,Paper B\n'
+                         'hat,exp,acc_4,1,Paper B\n'  # exp has 3 tasks: never matches
+                         'hat,other,acc_final,1,Paper B\n'  # neither do other experiments
+                         'sgd,exp,acc_final,1,Paper B\n')  # nor approaches not in the table
+    plot_results.main(['table', '--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-4',
+                       '--folders', str(folder), '--reference', str(published), '--csv', str(tmp_path / 't.csv'),
+                       '--markdown', str(tmp_path / 't.md')])
+    table = list(csv.DictReader((tmp_path / 't.csv').open(newline='')))
+    # rho_2, published only, gets a column after rho: HAT's rho after 2 tasks is HAT_CURVE[1] = 0.0625 on every seed
+    assert list(table[0])[-5:] == ['rho', 'rho_ci95', 'rho_2', 'rho_2_ci95', 'source']
+    assert [r['source'] for r in table] == ['ours', 'ours', 'Paper B', 'ours - published', 'ours', 'Paper A, Table 1',
+                                            'ours - published', 'Paper B', 'ours - published']
+    assert (table[4]['approach'], table[4]['seeds'], table[4]['rho_2'], table[4]['rho_2_ci95']) == \
+        ('hat', '5', '0.062500', '0.000000')
+
+    def filled(row):
+        return {k: v for k, v in row.items() if v}
+    # beneath each of our lines, per source, its figures and ours minus them: joint's 71.666667 - 70; HAT's
+    # 53.666667 - 50 and - 60, -27.5 - -20.5, 0.0625 - 0.1
+    assert [filled(r) for r in table[2:4]] == [
+        {'approach': 'joint', 'acc_final': '70.000000', 'source': 'Paper B'},
+        {'approach': 'joint', 'acc_final': '1.666667', 'source': 'ours - published'}]
+    assert [filled(r) for r in table[5:]] == [
+        {'approach': 'hat', 'acc_final': '50.000000', 'bwt': '-20.500000', 'rho_2': '0.100000',
+         'source': 'Paper A, Table 1'},
+        {'approach': 'hat', 'acc_final': '3.666667', 'bwt': '-7.000000', 'rho_2': '-0.037500',
+         'source': 'ours - published'},
+        {'approach': 'hat', 'acc_final': '60.000000', 'source': 'Paper B'},
+        {'approach': 'hat', 'acc_final': '-6.333333', 'source': 'ours - published'}]
+    markdown = (tmp_path / 't.md').read_text().splitlines()
+    assert markdown[0].endswith('| rho | rho 2 | source |')
+    assert markdown[7] == '| hat |  |  |  |  | 50.00 | -20.50 |  |  | 0.100 | Paper A, Table 1 |'
+    assert markdown[8] == '| hat |  |  |  |  | 3.67 | -7.00 |  |  | -0.038 | ours - published |'
+    assert 'ours - published' in capsys.readouterr().out
+    published.write_text('approach,experiment,metric,value,source\nhat,other,acc_final,1,Paper B\n')
+    plot_results.main(['table', '--experiment', 'exp', '--approaches', 'hat', '--seeds', '0', '--folders', str(folder),
+                       '--reference', str(published)])
+    assert f'{published}: no published figure for these experiments and approaches' in capsys.readouterr().out
+
+
+def test_shipped_published_results():
+    """scripts/published_results.csv holds the figures the issue gives, each with its source."""
+    figures = plot_results.load_published(ROOT / 'scripts' / 'published_results.csv')
+    gpm, wsn, kim = 'GPM (Saha et al., ICLR 2021), Table 1', 'WSN (Kang et al., ICML 2022)', 'Kim et al. (NeurIPS 2022)'
+    assert {(f['approach'], f['experiment'], f['metric'], f['source'].split(':')[0]): f['value'] for f in figures} == {
+        ('hat', 'split_cifar100', 'acc_final', gpm): 72.02, ('hat', 'split_cifar100', 'bwt', gpm): -0.0,
+        ('gpm', 'split_cifar100', 'acc_final', gpm): 72.52, ('joint', 'split_cifar100', 'acc_final', gpm): 79.75,
+        ('hat', 'five_datasets', 'acc_final', gpm): 91.42, ('hat', 'five_datasets', 'bwt', gpm): -0.01,
+        ('hat', 'miniimagenet', 'acc_final', gpm): 60.11, ('hat', 'miniimagenet', 'bwt', gpm): -0.03,
+        ('wsn', 'split_cifar100', 'acc_final', wsn): 76.38, ('supsup', 'split_cifar100', 'acc_final', wsn): 75.47,
+        ('packnet', 'split_cifar100', 'acc_final', wsn): 72.39, ('hat', 'split_cifar100', 'acc_final', kim): 84.0}
+
+
 def test_matrix_figure(tmp_path):
     acc = np.array([[0.9, 0, 0], [0.85, 0.8, 0], [0, 0, 0]], dtype=np.float32)
     with open(tmp_path / 'run.pkl', 'wb') as f:
@@ -324,6 +543,52 @@ def test_bad_results(tmp_path, monkeypatch, capsys, files, argv, fragment):
     with pytest.raises(SystemExit) as e:
         utils.run_cli(plot_results.main)
     assert_one_line_error(e.value.code, capsys.readouterr().err, fragment)
+
+
+HEADER = 'approach,experiment,metric,value,source\n'
+
+
+@pytest.mark.parametrize('content,fragment', [
+    ('approach,experiment,metric,value\nhat,exp,acc_final,1\n', 'needs the columns approach, experiment, metric, '
+                                                                'value, source; missing: source'),
+    ('', 'missing: approach, experiment, metric, value, source'),
+    (HEADER + 'hat,exp,acc_final,72.0,A\nhat,exp,bwt,high,A\n', "line 3: value 'high' is not a number"),
+    (HEADER + 'hat,exp,bwt,nan,A\n', "line 2: value 'nan' is not a finite number"),
+    (HEADER + 'hat,exp,acc_final\n', "line 2: not the header's 5 fields"),
+    (HEADER + 'hat,exp,acc_final,1,A,extra\n', "line 2: not the header's 5 fields"),
+    (HEADER + 'hat,exp,accuracy,1,A\n', "line 2: unknown metric 'accuracy'; use acc_final, bwt, forgetting, rho"),
+    (HEADER + 'hat,exp,acc_0,1,A\n', "unknown metric 'acc_0'"),
+    (HEADER + '\nhat,exp,bwt,1,A\nhat,exp,bwt,2,A\n', 'line 4: a second value for hat, exp, bwt, A'),
+    (b'\xff\xfe\x00garbage', 'cannot be read as CSV (UnicodeDecodeError'),
+    (None, 'cannot be read as CSV (IsADirectoryError'),
+])
+def test_bad_reference_files(tmp_path, monkeypatch, capsys, content, fragment):
+    folder = write_runs(tmp_path / 'res', approaches=('hat',))
+    path = tmp_path / 'published.csv'
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    monkeypatch.setattr(sys, 'argv', ['plot_results.py', 'table', '--experiment', 'exp', '--approaches', 'hat',
+                                      '--seeds', '0', '--folders', str(folder), '--reference', str(path)])
+    with pytest.raises(SystemExit) as e:
+        utils.run_cli(plot_results.main)
+    assert_one_line_error(e.value.code, capsys.readouterr().err, str(path), fragment)
+    with pytest.raises(utils.UserError, match=f'missing reference file {tmp_path / "none.csv"}'):
+        plot_results.load_published(tmp_path / 'none.csv')
+
+
+@pytest.mark.parametrize('argv,fragment', [
+    (['--experiment', 'exp', '--against', 'sgd'], '--against sgd: not one of --approaches (random, joint, hat)'),
+    (['--experiments', ','], '--experiments is empty'),
+    ([], 'the following arguments are required: --experiment/--experiments'),
+])
+def test_bad_table_flags(tmp_path, argv, fragment):
+    folder = write_runs(tmp_path / 'res')
+    with pytest.raises(utils.UserError) as e:
+        plot_results.main(['table', '--approaches', 'random,joint,hat', '--seeds', '0', '--folders', str(folder),
+                           *argv])
+    assert fragment in str(e.value)
 
 
 @pytest.mark.parametrize('command', ['forgetting', 'table'])

@@ -37,10 +37,12 @@ RUNS = sorted(LEARN | {(a, 'cifar') for a in APPROACHES} | {('hat', 'mixture')})
 def test_module_choices():
     assert APPROACHES == ['ewc', 'hat', 'hat-test', 'imm-mean', 'imm-mode', 'joint', 'lfl', 'lwf', 'pathnet',
                           'progressive', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
-    assert EXPERIMENTS == ['cifar', 'mixture', 'mnist2', 'pmnist', 'split_fmnist', 'split_mnist']
-    assert utils.module_choices('networks') == ['alexnet', 'alexnet_hat', 'alexnet_lfl', 'alexnet_pathnet',
-                                                'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl', 'mlp_original',
-                                                'mlp_pathnet', 'mlp_progressive']
+    assert EXPERIMENTS == ['cifar', 'five_datasets', 'mixture', 'mnist2', 'pmnist', 'split_cifar100', 'split_fmnist',
+                           'split_mnist', 'tinyimagenet']
+    assert utils.module_choices('networks') == ['alexnet', 'alexnet_bn', 'alexnet_bn_hat', 'alexnet_hat', 'alexnet_lfl',
+                                                'alexnet_pathnet', 'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl',
+                                                'mlp_original', 'mlp_pathnet', 'mlp_progressive', 'resnet18',
+                                                'resnet18_hat', 'resnet18_reduced', 'resnet18_reduced_hat']
 
 
 @pytest.mark.parametrize('approach,experiment', RUNS)
@@ -135,8 +137,11 @@ def test_runs_from_root_and_from_src(data_dir, tmp_path):
     (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,big'], ["smax must be a number, got 'big'"]),
     (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['(sgd): takes no values']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
-    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_hat, mlp_hat), not alexnet']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, mlp, mlp_original), not alexnet_hat']),
+    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_bn_hat, alexnet_hat, mlp_hat, resnet18_hat, '
+                                                                     'resnet18_reduced_hat), not alexnet']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, alexnet_bn, mlp, '
+                                                                          'mlp_original, resnet18, resnet18_reduced), '
+                                                                          'not alexnet_hat']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["argument --nepochs: 'ten' is not a whole number"]),
     (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['argument --nepochs: must be at least 1']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),

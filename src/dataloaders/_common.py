@@ -6,8 +6,10 @@ Every loader's get() returns (data, taskcla, inputsize) in the original's layout
 import gc
 import hashlib
 import json
+import math
 import mmap
 import pickle
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +60,9 @@ def split_valid(data: list[dict], seed: int, pc_valid: float) -> None:
             continue
         r = torch.from_numpy(permutation(train['x'].size(0), seed))
         nvalid = int(pc_valid * len(r))
+        if nvalid == 0:  # nothing to select the model on: the loop's evaluation of an empty set would fail
+            raise UserError(f"{task['name']}: --pc-valid {pc_valid} of its {len(r)} training images is none; pass a "
+                            f'larger --pc-valid, or 0 to validate on the training set')
         task['valid'] = {'x': train['x'][r[:nvalid]], 'y': train['y'][r[:nvalid]]}
         task['train'] = {'x': train['x'][r[nvalid:]], 'y': train['y'][r[nvalid:]]}
 
@@ -305,6 +310,80 @@ def read_cifar(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torc
 
 
 ########################################################################################################################
+# MNIST's idx files, checked before torchvision reads them
+#
+# torchvision trusts an idx file's header: a count that disagrees with the data ends in a reshape error quoted as if
+# the file were missing, images of another size are read as they are (and fail later, in the network), and a labels
+# file shorter or longer than its images file fails where the tasks are split, in a traceback. So each file's header
+# is checked against the file's size, the images' size and the other file's count first, and a file that is not what
+# it says is named in one line. torchvision then reads the files as before: the same tensors.
+
+MNIST_SHAPE = (28, 28)  # the images of every data set of the family (MNIST, FashionMNIST, KMNIST)
+
+
+def _idx_sizes(path: Path, ndim: int) -> tuple[int, ...]:
+    """The sizes an idx file of unsigned bytes in `ndim` dimensions declares; a ValueError unless it holds them."""
+    header_size = 4 * (ndim + 1)  # magic 0x0000080N (unsigned bytes, N dimensions), then N big-endian sizes
+    size = path.stat().st_size
+    with open(path, 'rb') as f:
+        header = f.read(header_size)
+    if len(header) < header_size:
+        raise ValueError(f'is too short for an idx header ({size} bytes)')
+    magic, *sizes = struct.unpack(f'>{ndim + 1}I', header)
+    if magic != 0x800 + ndim:
+        raise ValueError(f'is not an idx file of unsigned bytes in {ndim} dimensions (magic number 0x{magic:08x}, '
+                         f'expected 0x{0x800 + ndim:08x})')
+    if size - header_size != math.prod(sizes):
+        raise ValueError(f"holds {size - header_size} bytes of data where its header declares "
+                         f"{' x '.join(map(str, sizes))} = {math.prod(sizes)}")
+    return tuple(sizes)
+
+
+def _corrupt_idx(dataset_cls, path: Path, problem) -> UserError:
+    return UserError(f'{dataset_cls.__name__} is corrupt: {path} {problem}; put an intact copy there ({path.name}.gz '
+                     f'from {dataset_cls.mirrors[0]}, decompressed), or delete it to have it downloaded again')
+
+
+def _check_idx_pair(dataset_cls, images_file: Path, labels_file: Path) -> None:
+    """A one-line UserError naming the file unless the images file holds N 28x28 images and the labels file N."""
+    try:
+        count, *shape = _idx_sizes(images_file, 3)
+        if tuple(shape) != MNIST_SHAPE:
+            raise ValueError(f"holds images of {'x'.join(map(str, shape))} pixels, expected "
+                             f"{'x'.join(map(str, MNIST_SHAPE))}")
+    except ValueError as e:
+        raise _corrupt_idx(dataset_cls, images_file, e) from None
+    try:
+        nlabels, = _idx_sizes(labels_file, 1)
+    except ValueError as e:
+        raise _corrupt_idx(dataset_cls, labels_file, e) from None
+    if nlabels != count:
+        raise _corrupt_idx(dataset_cls, labels_file, f'holds {nlabels} labels for the {count} images of '
+                                                     f'{images_file.name}')
+
+
+def read_mnist(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """An MNIST-family split (MNIST, FashionMNIST) as uint8 (N, 1, 28, 28) images and long labels, as torchvision
+    reads them, its idx files checked first; a one-line UserError naming a file that is not what it says it is."""
+    folder = root / dataset_cls.__name__ / 'raw'
+    prefix = 'train' if train else 't10k'  # torchvision's names of the decompressed files
+    images_file, labels_file = folder / f'{prefix}-images-idx3-ubyte', folder / f'{prefix}-labels-idx1-ubyte'
+    if images_file.is_file() and labels_file.is_file():  # otherwise torchvision downloads them or says where to
+        _check_idx_pair(dataset_cls, images_file, labels_file)
+    ds = load_torchvision(dataset_cls, root, train)
+    images, labels = as_uint8_nchw(ds), as_labels(ds)
+    if len(labels) and labels.max() >= len(ds.classes):  # what no header can tell
+        raise _corrupt_idx(dataset_cls, labels_file, f'holds labels up to {int(labels.max())}, expected '
+                                                     f'0-{len(ds.classes) - 1}')
+    return images, labels
+
+
+def read_torchvision(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split of a CIFAR or MNIST-family data set as uint8 (N, C, H, W) images and long labels, its files checked."""
+    return (read_cifar if hasattr(dataset_cls, 'train_list') else read_mnist)(dataset_cls, root, train)
+
+
+########################################################################################################################
 # Tensor cache
 
 
@@ -355,33 +434,46 @@ def cached(cache_dir: Path, sources: list[Path], build, extra: dict | None = Non
     return tensors
 
 
-def mnist_normalised(data_dir: Path, experiment: str, mean=(0.1307,), std=(0.3081,), source: str = 'MNIST') -> dict:
-    """MNIST (or another torchvision data set of its family, e.g. FashionMNIST) train/test as normalised float
-    tensors, cached in dat/binary_<experiment>/."""
+def normalised_source(data_dir: Path, experiment: str, source: str, mean, std) -> dict:
+    """A torchvision data set's (CIFAR or MNIST family) train and test splits as normalised float tensors, in the
+    files' order, cached in dat/binary_<experiment>/."""
     from torchvision import datasets
     dataset_cls = getattr(datasets, source)
 
     def build():
         out = {}
         for split in ('train', 'test'):
-            ds = load_torchvision(dataset_cls, data_dir, train=split == 'train')
-            out[split + '_x'] = normalise(as_uint8_nchw(ds), mean, std)
-            out[split + '_y'] = as_labels(ds)
+            images, labels = read_torchvision(dataset_cls, data_dir, train=split == 'train')
+            out[split + '_x'] = normalise(images, mean, std)
+            out[split + '_y'] = labels
         return out
 
     return cached(data_dir / f'binary_{experiment}', source_files(dataset_cls, data_dir), build,
                   extra={'mean': list(mean), 'std': list(std)})
 
 
-def split_in_pairs(tensors: dict, prefix: str, seed: int, fixed_order: bool, pc_valid: float) -> list[dict]:
-    """Five tasks of two classes (0-1, 2-3, ..., 8-9, labelled 0-1 in each), in a seed-shuffled order."""
+def mnist_normalised(data_dir: Path, experiment: str, mean=(0.1307,), std=(0.3081,), source: str = 'MNIST') -> dict:
+    """MNIST (or another torchvision data set of its family, e.g. FashionMNIST) as normalised_source gives it."""
+    return normalised_source(data_dir, experiment, source, mean, std)
+
+
+def split_classes(tensors: dict, prefix: str, per_task: int, order: list[int], seed: int,
+                  pc_valid: float) -> list[dict]:
+    """Tasks of per_task consecutive classes (task k: classes k*n..k*n+n-1 labelled 0..n-1, in the files' order), in
+    the given order of k, each with its validation split."""
     data = []
-    for k in task_order(5, seed, fixed_order):
-        task = {'name': f'{prefix}-{2 * k}-{2 * k + 1}', 'ncla': 2}
+    for k in order:
+        first = k * per_task
+        task = {'name': f'{prefix}-{first}-{first + per_task - 1}', 'ncla': per_task}
         for split in ('train', 'test'):
             x, y = tensors[split + '_x'], tensors[split + '_y']
-            keep = y // 2 == k
-            task[split] = {'x': x[keep], 'y': y[keep] - 2 * k}
+            keep = y // per_task == k
+            task[split] = {'x': x[keep], 'y': y[keep] - first}
         data.append(task)
     split_valid(data, seed, pc_valid)
     return data
+
+
+def split_in_pairs(tensors: dict, prefix: str, seed: int, fixed_order: bool, pc_valid: float) -> list[dict]:
+    """Five tasks of two classes (0-1, 2-3, ..., 8-9, labelled 0-1 in each), in a seed-shuffled order."""
+    return split_classes(tensors, prefix, 2, task_order(5, seed, fixed_order), seed, pc_valid)

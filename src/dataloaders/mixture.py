@@ -3,7 +3,8 @@ src/dataloaders/mixture.py). Its facts kept here: the data sets and their order 
 counts, per-data-set mean and std, zero padding of the 28x28 sets before normalising, grey sets copied to three
 channels, SVHN's labels, the 15% validation split and the download sources of the sets torchvision lacks.
 
-`--datasets` runs a named subset: the tasks keep the relative order the seed gives them among all eight.
+`--datasets` runs a named subset: the tasks keep the relative order the seed gives them among all eight. The data
+sets' readers, caches and the way they become tasks (Collection) serve five_datasets too.
 """
 import argparse
 import pickle
@@ -13,8 +14,8 @@ import numpy as np
 import torch
 
 from dataloaders import cifar
-from dataloaders._common import (as_labels, as_uint8_nchw, cached, load_torchvision, normalise, read_cifar,
-                                 source_files, split_valid, task_order, taskcla_of)
+from dataloaders._common import (cached, normalise, read_torchvision, source_files, split_valid, task_order,
+                                 taskcla_of)
 from utils import UserError, first_line
 
 INPUTSIZE = [3, 32, 32]
@@ -60,11 +61,8 @@ class Torchvision(DataSet):
         return source_files(self._cls(), data_dir)
 
     def read(self, data_dir, split):
-        cls = self._cls()
-        if hasattr(cls, 'train_list'):  # CIFAR: its python batches read directly, as the cifar experiment does
-            return read_cifar(cls, data_dir, train=split == 'train')
-        ds = load_torchvision(cls, data_dir, train=split == 'train')
-        return as_uint8_nchw(ds), as_labels(ds)
+        # CIFAR's python batches read directly, as the cifar experiment does; MNIST's idx files checked first
+        return read_torchvision(self._cls(), data_dir, train=split == 'train')
 
 
 class SVHN(DataSet):
@@ -211,28 +209,6 @@ DATASETS = (
     Pickled('notmnist', 10, 1, (0.4254,), (0.4501,), 'notmnist', ('notmnist_train.pkl', 'notmnist_test.pkl'),
             'notmnist.zip', 'https://github.com/nkundiushuti/notmnist_convert/blob/master/notmnist.zip?raw=true'),
 )
-NAMES = [ds.name for ds in DATASETS]
-
-
-def checked_names(names: list[str]) -> list[str]:
-    """The names if they are distinct mixture data sets, else a ValueError."""
-    if not names or len(set(names)) < len(names) or any(n not in NAMES for n in names):
-        raise ValueError(f"expected distinct names among {','.join(NAMES)}, got {','.join(names) or 'none'}")
-    return names
-
-
-def dataset_list(text: str) -> list[str]:
-    """Parse --datasets' comma-separated names."""
-    try:
-        return checked_names([n.strip() for n in text.split(',') if n.strip()])
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def add_arguments(parser) -> None:
-    """The experiment's own flags."""
-    parser.add_argument('--datasets', type=dataset_list, default=list(NAMES), metavar='NAME,...',
-                        help=f"run on these data sets only, in the seed's order (default: all, {','.join(NAMES)})")
 
 
 def _build(ds: DataSet, data_dir: Path) -> dict:
@@ -263,32 +239,70 @@ def _load(ds: DataSet, data_dir: Path) -> dict:
                   extra={'mean': ds.mean, 'std': ds.std, 'pad': ds.pad})
 
 
+class Collection:
+    """Data sets as tasks, one each, ordered by the seed's shuffle of their ids (their place in `datasets`), each
+    with a seeded validation split; a `--datasets` subset keeps the order the seed gives it among all of them."""
+
+    def __init__(self, experiment: str, datasets: tuple[DataSet, ...], pc_valid: float):
+        self.experiment, self.datasets, self.pc_valid = experiment, datasets, pc_valid
+        self.names = [ds.name for ds in datasets]
+
+    def checked_names(self, names: list[str]) -> list[str]:
+        """The names if they are distinct names of the collection's data sets, else a ValueError."""
+        if not names or len(set(names)) < len(names) or any(n not in self.names for n in names):
+            raise ValueError(f"expected distinct names among {','.join(self.names)}, got {','.join(names) or 'none'}")
+        return names
+
+    def dataset_list(self, text: str) -> list[str]:
+        """Parse --datasets' comma-separated names."""
+        try:
+            return self.checked_names([n.strip() for n in text.split(',') if n.strip()])
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    def add_arguments(self, parser) -> None:
+        """The experiment's own flags."""
+        parser.add_argument('--datasets', type=self.dataset_list, default=list(self.names), metavar='NAME,...',
+                            help=f"run on these data sets only, in the seed's order (default: all, "
+                                 f"{','.join(self.names)})")
+
+    def get(self, data_dir: Path, seed: int, fixed_order: bool, pc_valid: float | None,
+            datasets: list[str] | None) -> tuple[list[dict], list, list[int]]:
+        """The tasks (all, or the named ones) ordered by the seed, each with a seeded validation split."""
+        try:
+            chosen = set(self.names if datasets is None else self.checked_names(list(datasets)))
+        except ValueError as e:
+            raise UserError(f'{self.experiment} data sets: {e}') from None
+        ids = [i for i in task_order(len(self.datasets), seed, fixed_order) if self.names[i] in chosen]
+        print('Task order =', ids)
+        tensors, missing = {}, {}
+        for i in sorted(ids):  # every data set is tried, so that one message names all that are missing
+            try:
+                tensors[i] = _load(self.datasets[i], data_dir)
+            except UserError as e:
+                missing[self.names[i]] = str(e)
+        if missing:
+            raise UserError(f"{self.experiment}: missing data for {', '.join(missing)} (or leave them out with "
+                            f"--datasets). " + ' '.join(f'[{name}] {message}' for name, message in missing.items()))
+        data = []
+        for i in ids:
+            ds = self.datasets[i]
+            task = {'name': ds.name, 'ncla': ds.ncla}
+            for split in SPLITS:
+                x = tensors[i][split + '_x']
+                # The original copies grey images to three equal channels after normalising
+                task[split] = {'x': x.expand(-1, 3, -1, -1).contiguous(), 'y': tensors[i][split + '_y']}
+            data.append(task)
+        split_valid(data, seed, self.pc_valid if pc_valid is None else pc_valid)
+        return data, taskcla_of(data), INPUTSIZE
+
+
+MIXTURE = Collection('mixture', DATASETS, PC_VALID)
+NAMES = MIXTURE.names
+add_arguments = MIXTURE.add_arguments
+
+
 def get(data_dir: Path, seed: int = 0, fixed_order: bool = False, pc_valid: float | None = None,
         datasets: list[str] | None = None):
     """The mixture's tasks (all eight, or the named ones) ordered by the seed, each with a seeded validation split."""
-    try:
-        chosen = set(NAMES if datasets is None else checked_names(list(datasets)))
-    except ValueError as e:
-        raise UserError(f'mixture data sets: {e}') from None
-    ids = [i for i in task_order(len(DATASETS), seed, fixed_order) if NAMES[i] in chosen]
-    print('Task order =', ids)
-    tensors, missing = {}, {}
-    for i in sorted(ids):  # every data set is tried, so that one message names all that are missing
-        try:
-            tensors[i] = _load(DATASETS[i], data_dir)
-        except UserError as e:
-            missing[NAMES[i]] = str(e)
-    if missing:
-        raise UserError(f"mixture: missing data for {', '.join(missing)} (or leave them out with --datasets). "
-                        + ' '.join(f'[{name}] {message}' for name, message in missing.items()))
-    data = []
-    for i in ids:
-        ds = DATASETS[i]
-        task = {'name': ds.name, 'ncla': ds.ncla}
-        for split in SPLITS:
-            x = tensors[i][split + '_x']
-            # The original copies grey images to three equal channels after normalising
-            task[split] = {'x': x.expand(-1, 3, -1, -1).contiguous(), 'y': tensors[i][split + '_y']}
-        data.append(task)
-    split_valid(data, seed, PC_VALID if pc_valid is None else pc_valid)
-    return data, taskcla_of(data), INPUTSIZE
+    return MIXTURE.get(data_dir, seed, fixed_order, pc_valid, datasets)

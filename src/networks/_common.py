@@ -12,9 +12,9 @@ def compute_conv_output_size(size: int, kernel_size: int, stride: int = 1, paddi
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-def heads(taskcla: list[tuple[int, int]], width: int) -> torch.nn.ModuleList:
+def heads(taskcla: list[tuple[int, int]], width: int, bias: bool = True) -> torch.nn.ModuleList:
     """One linear head per task, reading `width` units."""
-    return torch.nn.ModuleList(torch.nn.Linear(width, n) for _, n in taskcla)
+    return torch.nn.ModuleList(torch.nn.Linear(width, n, bias=bias) for _, n in taskcla)
 
 
 class LayerStack(torch.nn.Module):

@@ -63,6 +63,6 @@ def in_use(net: HatNet, cumulative: list[list[np.ndarray]], threshold: float) ->
                 per_task.append(used / view.numel())
                 weights_total[t] += used
             weight_use.append(per_task)
-    nweights = [getattr(net, layer).weight.numel() for layer in net.gated]
+    nweights = [net.get_submodule(layer).weight.numel() for layer in net.gated]
     return {'layers': list(net.gated), 'units': units(net), 'weights': nweights, 'unit_use': unit_use,
             'weight_use': np.array(weight_use), 'weight_use_total': weights_total / sum(nweights)}
