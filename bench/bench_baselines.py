@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
 
+import metrics  # noqa: E402
 import run  # noqa: E402
 import utils  # noqa: E402
 
@@ -45,13 +46,6 @@ def prepare_data(data_dir: Path) -> None:
     for f in FILES:
         with gzip.open(DEBIAN_FMNIST / (f + '.gz'), 'rb') as src, open(raw / f, 'wb') as dst:
             shutil.copyfileobj(src, dst)
-
-
-def acc_and_bwt(acc: np.ndarray) -> tuple[float, float]:
-    """Average accuracy after the last task, and backward transfer."""
-    last = acc.shape[0] - 1
-    bwt = np.mean([acc[last, u] - acc[u, u] for u in range(last)])
-    return float(np.mean(acc[last])), float(bwt)
 
 
 def main() -> None:
@@ -78,7 +72,8 @@ def main() -> None:
             with open(args.out_dir / f'split_fmnist_{approach}_{seed}.out', 'w') as out, \
                     contextlib.redirect_stdout(out):
                 results = run.main(argv)
-            table.setdefault(approach, []).append(acc_and_bwt(results['acc']))
+            acc = results['acc']
+            table.setdefault(approach, []).append((float(acc[-1].mean()), float(metrics.backward_transfer(acc))))
             print(f'{approach:12s} seed {seed}: ACC {table[approach][-1][0]:.3f}  BWT {table[approach][-1][1]:+.3f}  '
                   f'({time.time() - clock:.0f} s)', flush=True)
 

@@ -30,7 +30,8 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--experiment', required=True, choices=experiments, help='task sequence')
     p.add_argument('--approach', required=True, choices=approaches, help='continual-learning approach')
     p.add_argument('--network', choices=utils.module_choices('networks'),
-                   help='architecture (default: mlp for mnist2/pmnist, alexnet otherwise, in the approach\'s variant)')
+                   help="architecture (default: the experiment's, e.g. mlp for the MNIST ones, alexnet for cifar, "
+                        "in the approach's variant)")
     hparams.add_flags(p, Loop, ('nepochs', 'lr', 'batch_size'))
     p.add_argument('--parameter', default='',
                    help="the original's comma form of the approach's hyperparameters, e.g. 0.75,400 for hat's "
@@ -94,19 +95,20 @@ def parse_args(argv: list[str] | None):
     approach = utils.load_module('approaches', args.approach)
     apply_legacy_parameter(args, approach.Appr)
     experiment = utils.load_module('dataloaders', args.experiment)
-    # The original's network when none is named: each experiment's base (mlp for the MNIST experiments, alexnet
-    # otherwise) in the variant the approach needs (mlp_hat, alexnet_hat for hat)
+    # The original's network when none is named: each experiment's DEFAULT_NETWORK (mlp for the MNIST experiments,
+    # alexnet for cifar and mixture) in the variant the approach needs (mlp_hat, alexnet_hat for hat)
     variant = approach.Appr.network_variant
-    fitting = [n for n in utils.module_choices('networks') if utils.load_module('networks', n).VARIANT == variant]
     network_name = args.network or experiment.DEFAULT_NETWORK + ('_' + variant if variant else '')
-    if network_name not in fitting:
+    network = (utils.load_module('networks', network_name) if network_name in utils.module_choices('networks')
+               else None)
+    if network is None or network.VARIANT != variant:
+        fitting = [n for n in utils.module_choices('networks') if utils.load_module('networks', n).VARIANT == variant]
         if args.network is None:  # the experiment's network has no variant for this approach (progressive's ResNet)
             raise utils.UserError(f"approach {args.approach} has no {variant} form of {experiment.DEFAULT_NETWORK}, "
                                   f"{args.experiment}'s network; choose one of its networks with --network: "
                                   f"{', '.join(fitting)}")
         raise utils.UserError(f"approach {args.approach} needs a {variant or 'plain'} network "
                               f"({', '.join(fitting)}), not {network_name}")
-    network = utils.load_module('networks', network_name)
     args.network = network_name
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
