@@ -49,7 +49,7 @@ import torch  # noqa: E402
 import bench_gpu  # noqa: E402
 import bench_speed  # noqa: E402
 import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
-import files
+import results  # noqa: E402
 import utils  # noqa: E402
 from dataloaders import cifar  # noqa: E402
 
@@ -273,7 +273,7 @@ def read_runs(config: Config, folder: Path) -> tuple[list[dict], list[int]]:
     runs, failed = [], []
     for seed in range(config.k):
         path = results_path(folder, config.approach, seed)
-        if not files.is_complete(files.load_results(path)):
+        if not results.is_complete(results.load_pkl(path)):
             failed.append(seed)
             continue
         records = [json.loads(line) for line in (folder / 'logs' / f'{path.stem}.jsonl').read_text().splitlines()
@@ -299,7 +299,7 @@ def lines_of(path: Path) -> list[str]:
 def compare(folder: Path, reference: Path, approach: str) -> dict:
     """Seed 0's acc and lss matrices against those of the reference folder: bitwise equal, and the largest
     difference."""
-    ours, theirs = (files.load_results(results_path(f, approach, 0)) for f in (folder, reference))
+    ours, theirs = (results.load_pkl(results_path(f, approach, 0)) for f in (folder, reference))
     equal = all(np.array_equal(ours[k], theirs[k]) for k in ('acc', 'lss'))
     diff = max(float(np.max(np.abs(np.asarray(ours[k], np.float64) - np.asarray(theirs[k], np.float64))))
                for k in ('acc', 'lss'))

@@ -12,14 +12,15 @@ FORMAT = 2  # bump when what save() writes changes (2: the approaches and networ
 # frozen copies, pickled whole, would not run under the new classes)
 
 
-# Flags that only say where things go or how to run: a checkpoint may be resumed with different ones
+# Flags that only say where things go or how to run, and --parameter, whose values the named flags hold: a run
+# resumes, or is found finished, with different ones
 NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'deterministic', 'resume',
-                 'overwrite')
+                 'overwrite', 'parameter')
 
 
-def path_for(args) -> Path:
-    """Where a run keeps the checkpoint of its last finished task."""
-    return Path(args.logs_dir) / (Path(args.output).stem + '_checkpoint.pt')
+def path_for(logs_dir: Path, name: str) -> Path:
+    """Where the run whose files are named `name` keeps the checkpoint of its last finished task."""
+    return Path(logs_dir) / (name + '_checkpoint.pt')
 
 
 def plain_args(args) -> dict:
@@ -29,7 +30,17 @@ def plain_args(args) -> dict:
 
 def config(args) -> dict:
     """The settings that decide a run's results (a checkpoint continues only a run with the same ones)."""
-    return {k: v for k, v in sorted(plain_args(args).items()) if k not in NOT_IN_CONFIG}
+    return config_of(plain_args(args))
+
+
+def config_of(saved_args: dict) -> dict:
+    """config() of the arguments saved with results or a checkpoint."""
+    return {k: v for k, v in sorted(saved_args.items()) if k not in NOT_IN_CONFIG}
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """The flags whose values differ between two configs, as --flag names."""
+    return ['--' + k.replace('_', '-') for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
 
 
 def save(path: Path, args, appr, progress: dict) -> None:
@@ -40,8 +51,10 @@ def save(path: Path, args, appr, progress: dict) -> None:
     files.atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load(path: Path, args, appr) -> dict | None:
-    """Restore a checkpoint into appr and the RNGs and return its progress; None where there is none."""
+def load(path: Path, args, appr, replace_other: bool = False) -> dict | None:
+    """Restore a checkpoint into appr and the RNGs and return its progress; None where there is none, or where it was
+    made with other settings and either replace_other is set or it holds no finished task (a run that stopped in its
+    first task, such as one given a learning rate that diverged: nothing of it is worth keeping)."""
     if not path.is_file():
         return None
     try:
@@ -52,12 +65,14 @@ def load(path: Path, args, appr) -> dict | None:
         raise utils.UserError(f'cannot read checkpoint {path} ({type(e).__name__}); delete it to start over') from None
     if state.get('format') != FORMAT:
         raise utils.UserError(f'checkpoint {path} is from another version of this code; delete it to start over')
-    current = config(args)
-    differ = sorted(k for k in set(state['config']) | set(current) if state['config'].get(k) != current.get(k))
+    differ = differences(state['config'], config(args))
+    if differ and (replace_other or state['tasks_done'] == 0):
+        print(f"Checkpoint {path} was made with other settings ({', '.join(differ)}) after {state['tasks_done']} "
+              f"tasks: starting from the first task")
+        return None
     if differ:
-        flags = ', '.join('--' + k.replace('_', '-') for k in differ)
-        raise utils.UserError(f'checkpoint {path} was made with other settings ({flags}); resume with the same '
-                              f'flags, or delete it to start over')
+        raise utils.UserError(f"checkpoint {path} was made with other settings ({', '.join(differ)}); resume with the "
+                              f"same flags, or --overwrite starts over")
     appr.load_state(state['appr'])
     np.random.set_state(state['rng']['numpy'])
     torch.set_rng_state(state['rng']['torch'])

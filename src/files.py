@@ -1,12 +1,10 @@
-"""Files a run writes and reads: atomic writes (a file is whole or absent), the result files (the original's .txt
-matrix and the .pkl beside it), writable folders, and the lock that keeps two runs from writing the same results."""
+"""Files a run writes: atomic writes (a file is whole or absent), writable folders, and the lock that keeps two runs
+from writing the same results (what the result files hold is results.py's)."""
 import fcntl
 import os
 import pickle
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from utils import UserError
 
@@ -39,11 +37,6 @@ def save_pickle(path: Path, obj) -> None:
     atomic_write(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def save_txt_matrix(path: Path, matrix: np.ndarray) -> None:
-    """np.savetxt(path, matrix, '%.4f'), the original's result format, atomically."""
-    atomic_write(path, lambda f: np.savetxt(f, matrix, '%.4f'))
-
-
 def ensure_writable_dir(folder: Path, what: str) -> None:
     """Create `folder` if needed and check that files can be written there."""
     try:
@@ -52,20 +45,6 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
             pass
     except OSError as e:
         raise UserError(f'cannot write {what} to {folder}: {e.strerror or e}') from None
-
-
-def load_results(path: Path) -> dict | None:
-    """The results a run saved in its .pkl (None if there is none or it is unreadable)."""
-    try:
-        with open(Path(path).with_suffix('.pkl'), 'rb') as f:
-            return pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-        return None
-
-
-def is_complete(results: dict | None) -> bool:
-    """Whether saved results cover every task of their run."""
-    return results is not None and results.get('tasks_done') == len(results.get('taskcla', ())) > 0
 
 
 class OutputLock:

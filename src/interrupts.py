@@ -1,20 +1,31 @@
-"""Stopping a run cleanly: Slurm's time-limit and preemption signals (SIGTERM, SIGUSR1) become an exception once what
-is being saved is saved; the run's checkpoint then resumes it (run.py --resume)."""
+"""Stopping a run cleanly: Ctrl-C (SIGINT) and Slurm's time-limit and preemption signals (SIGTERM, SIGUSR1) become an
+exception once what is being saved is saved; the run's checkpoint then resumes it (run.py --resume)."""
 import contextlib
 import signal
 
 INTERRUPTED_EXIT = 3  # exit status of a run stopped by SIGTERM/SIGUSR1 after saving: --resume continues it
+CTRL_C_EXIT = 130  # after Ctrl-C, the shell's convention (128 + SIGINT)
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGUSR1 arrived (Slurm's time-limit and preemption signals); what was finished is saved."""
+    """Ctrl-C, or SIGTERM or SIGUSR1 (Slurm's time-limit and preemption signals), arrived; what was finished is
+    saved."""
+
+    def __init__(self, message: str, signal_name: str = 'SIGTERM'):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+    @property
+    def exit_status(self) -> int:
+        """CTRL_C_EXIT after Ctrl-C, INTERRUPTED_EXIT after Slurm's signals (which run.sbatch requeues on)."""
+        return CTRL_C_EXIT if self.signal_name == 'SIGINT' else INTERRUPTED_EXIT
 
 
 class SignalGuard:
-    """Within `with`, SIGTERM and SIGUSR1 raise Interrupted, except inside hold(), which delays them to its end so
-    that a checkpoint or a result being written is never cut in half."""
+    """Within `with`, SIGINT, SIGTERM and SIGUSR1 raise Interrupted, except inside hold(), which delays them to its
+    end so that a checkpoint or a result being written is never cut in half."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self):
         self.pending = None
@@ -35,7 +46,7 @@ class SignalGuard:
         if self.holding:
             self.pending = name
         else:
-            raise Interrupted(name)
+            raise Interrupted(name, name)
 
     @contextlib.contextmanager
     def hold(self):
@@ -47,4 +58,4 @@ class SignalGuard:
             self.holding -= 1
         if not self.holding and self.pending:
             name, self.pending = self.pending, None
-            raise Interrupted(name)
+            raise Interrupted(name, name)

@@ -39,8 +39,10 @@ def print_optimizer_config(optimizer) -> None:
 class EpochLog:
     """Per-epoch records written as JSON lines (one object per line), beside the human-readable output."""
 
-    def __init__(self, path: Path | None, append: bool = False):
+    def __init__(self, path: Path | None, append: bool = False, marks: dict | None = None):
+        """marks: what every record says besides its own fields (a dry run's dry_run: true)."""
         self.path = path
+        self.marks = marks or {}
         self._file = None if path is None else open(path, 'a' if append else 'w', buffering=1)
 
     def size(self) -> int:
@@ -55,7 +57,7 @@ class EpochLog:
     def write(self, **record) -> None:
         """Append one record."""
         if self._file is not None:
-            self._file.write(json.dumps(record) + '\n')
+            self._file.write(json.dumps({**record, **self.marks}) + '\n')
 
     def close(self) -> None:
         """Close the file."""

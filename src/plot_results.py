@@ -17,11 +17,9 @@ import argparse
 import csv
 import gzip
 import json
-import pickle
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -31,8 +29,9 @@ from matplotlib.backends import BackendFilter, backend_registry
 from matplotlib.figure import Figure
 
 import metrics
-import tables
 import files
+import results
+import tables
 import utils
 from networks import _hat_analysis
 
@@ -47,43 +46,6 @@ PUBLISHED_COLUMNS = ('approach', 'experiment', 'metric', 'value', 'source')  # o
 # Loading
 
 
-def check_matrix(acc: np.ndarray, source: Path) -> np.ndarray:
-    """acc as a float64 square matrix of accuracies in [0, 1], or a UserError naming the file."""
-    acc = np.asarray(acc, dtype=np.float64)
-    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.size == 0:
-        raise utils.UserError(f'{source}: expected a square accuracy matrix (one row per task), got shape {acc.shape}')
-    if not np.all(np.isfinite(acc)) or acc.min() < 0 or acc.max() > 1:
-        raise utils.UserError(f'{source}: accuracies must be finite numbers in [0, 1]')
-    return acc
-
-
-def load_txt_matrix(path: Path) -> np.ndarray:
-    """An accuracy matrix written by run.py (np.savetxt, '%.4f')."""
-    if not path.is_file():
-        raise utils.UserError(f'missing result file {path}')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # numpy warns on an empty file; the shape check below reports it
-            acc = np.loadtxt(path, ndmin=2)
-    except ValueError as e:
-        raise utils.UserError(f'{path}: not an accuracy matrix ({utils.first_line(e)})') from None
-    return check_matrix(acc, path)
-
-
-def load_pickle(path: Path, opener: Callable = open) -> dict:
-    """A pickled dictionary (run.py's .pkl, or with gzip.open a monitoring .pkz), or a UserError naming the file."""
-    if not path.is_file():
-        raise utils.UserError(f'missing file {path}')
-    try:
-        with opener(path, 'rb') as f:
-            obj = pickle.load(f)
-    except Exception as e:  # a file that is not such a pickle can fail in many ways; any of them is a user error
-        raise utils.UserError(f'{path}: cannot be read as a pickle ({type(e).__name__}: {e})') from None
-    if not isinstance(obj, dict):
-        raise utils.UserError(f'{path}: expected a pickled dictionary, got {type(obj).__name__}')
-    return obj
-
-
 def require_keys(obj: dict, keys: tuple[str, ...], source: Path) -> None:
     """A UserError naming the first of keys missing from obj."""
     for key in keys:
@@ -92,18 +54,16 @@ def require_keys(obj: dict, keys: tuple[str, ...], source: Path) -> None:
 
 
 def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) -> dict[str, np.ndarray]:
-    """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks), from <folder>/<exp>_<appr>_<seed>.txt."""
+    """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks), from <folder>/<exp>_<appr>_<seed>.txt,
+    each checked (results.read): a finished run, not a dry run, and what its .pkl says it is."""
     runs, first = {}, None
     for approach in approaches:
         matrices = []
         for seed in seeds:
-            path = folder / f'{experiment}_{approach}_{seed}.txt'
-            acc = load_txt_matrix(path)
-            results = files.load_results(path)  # run.py's .pkl beside it, when there is one (the original wrote none)
-            if results is not None and not files.is_complete(results):
-                raise utils.UserError(f"{path}: an unfinished run ({results.get('tasks_done')} of "
-                                      f"{len(results.get('taskcla', ()))} tasks); finish it with run.py --resume, or "
-                                      f"leave out its seed")
+            result = results.read(folder / f'{experiment}_{approach}_{seed}.txt')
+            results.check_usable(result)
+            results.check_claims(result, experiment, approach, seed)
+            path, acc = result.path, result.acc
             if first is None:
                 first = path, acc.shape
             elif acc.shape != first[1]:
@@ -223,39 +183,39 @@ def write_text(path: Path, text: str, what: str) -> None:
     files.atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def matrix_data(path: Path) -> dict:
+def matrix_data(path: Path, unfinished_ok: bool = False) -> dict:
     """The accuracy matrix of one run in %, NaN where untested (above the diagonal, tasks not done), and the task
-    names (from a .pkl; numbers for a .txt)."""
-    if path.suffix == '.pkl':
-        results = load_pickle(path)
-        require_keys(results, ('acc',), path)
-        acc = check_matrix(results['acc'], path)
-        names = [str(n) for n in results.get('task_names', range(len(acc)))]
-        done = int(results.get('tasks_done', len(acc)))
-    else:
-        acc = load_txt_matrix(path)
-        names, done = [str(u) for u in range(len(acc))], len(acc)
-    if len(names) != len(acc):
-        raise utils.UserError(f'{path}: {len(names)} task names for a {len(acc)}x{len(acc)} matrix')
+    names (from the .pkl; numbers for a .txt alone)."""
+    result = results.read(path)
+    results.check_usable(result, unfinished_ok)
+    results.check_claims(result)
+    acc, done = result.acc, result.tasks_done
+    names = (result.saved or {}).get('task_names', range(len(acc)))
+    if not isinstance(names, (list, tuple, range)) or len(names) != len(acc):
+        raise utils.UserError(f"{results.pkl_path(path)}: 'task_names' is not one name per row of the matrix")
     shown = np.where(np.tril(np.ones_like(acc, dtype=bool)), 100 * acc, np.nan)
     shown[done:] = np.nan
-    return {'acc': shown, 'task_names': names, 'tasks_done': done, 'source': path}
+    return {'acc': shown, 'task_names': [str(n) for n in names], 'tasks_done': done, 'source': result.path}
 
 
 def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
     """From a HAT monitoring log and its run's .pkl: per gated layer and task, the fractions of units and of weights in
     use after the task (cumulative mask, or a weight's view of it, above threshold); per task and epoch, the fraction
     of gate values within 0.01 of 0 or 1."""
-    logs = load_pickle(pkz, opener=gzip.open)
+    logs = results.load_dict(pkz, opener=gzip.open)
     require_keys(logs, ('mask', 'mask_pre', 'valid_loss', 'test_acc'), pkz)
-    results = load_pickle(run_pkl)
-    require_keys(results, ('inputsize', 'taskcla', 'args'), run_pkl)
-    network_name = results['args'].get('network') if isinstance(results['args'], dict) else None
-    network = utils.load_module('networks', str(network_name))
+    saved = results.read_pkl(run_pkl)
+    inputsize = saved.get('inputsize')
+    if not (isinstance(inputsize, (list, tuple)) and all(isinstance(v, int) and v > 0 for v in inputsize)):
+        raise utils.UserError(f"{run_pkl}: 'inputsize' is not a list of sizes")
+    network_name = saved['args'].get('network')
+    if network_name not in utils.module_choices('networks'):
+        raise utils.UserError(f'{run_pkl}: names no network of this code ({network_name!r})')
+    network = utils.load_module('networks', network_name)
     if getattr(network, 'VARIANT', None) != 'hat':
         raise utils.UserError(f'{run_pkl}: network {network_name} has no task gates (not a HAT run)')
     try:
-        net = network.Net(results['inputsize'], results['taskcla'])
+        net = network.Net(inputsize, saved['taskcla'])
     except (TypeError, ValueError, RuntimeError) as e:
         raise utils.UserError(f'{run_pkl}: cannot rebuild {network_name} from its inputsize and taskcla ({e})') \
             from None
@@ -296,8 +256,14 @@ def curves_data(path: Path) -> dict:
     the positions where each task after the first begins."""
     if not path.is_file():
         raise utils.UserError(f'missing log file {path}')
+    try:
+        text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError:
+        raise utils.UserError(f'{path}: not a text file (a JSON-lines log is UTF-8 text)') from None
+    except OSError as e:
+        raise utils.UserError(f'cannot read {path}: {e.strerror or e}') from None
     records = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -306,6 +272,10 @@ def curves_data(path: Path) -> dict:
             raise utils.UserError(f'{path}, line {i}: not JSON ({e.msg})') from None
         if not isinstance(record, dict) or any(k not in record for k in CURVE_KEYS):
             raise utils.UserError(f'{path}, line {i}: expected an object with {", ".join(CURVE_KEYS)}')
+        wrong = [k for k in CURVE_KEYS if isinstance(record[k], bool) or not isinstance(record[k], (int, float))
+                 or (k in ('task', 'epoch') and not float(record[k]).is_integer())]
+        if wrong:
+            raise utils.UserError(f'{path}, line {i}: {wrong[0]} is {record[wrong[0]]!r}, not a number of its kind')
         records.append(record)
     if not records:
         raise utils.UserError(f'{path}: no epochs logged (the random approach does not train)')
@@ -415,7 +385,10 @@ def show_or_save(fig: Figure, output: Path | None) -> None:
         plt.show()
     else:
         files.ensure_writable_dir(output.parent, 'the figure')
-        files.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
+        try:
+            files.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
+        except (ValueError, MemoryError, OverflowError) as e:  # e.g. Agg's "Image size ... is too large"
+            raise utils.UserError(f'cannot draw {output}: {utils.first_line(e)}') from None
         print('Saved', output)
     plt.close(fig)
 
@@ -430,8 +403,8 @@ def parse_size(text: str) -> tuple[float, float]:
         width, height = (float(v) for v in text.split(','))
     except ValueError:
         raise utils.UserError(f"--size '{text}': give width,height in inches, e.g. 6,4") from None
-    if not (width > 0 and height > 0):
-        raise utils.UserError(f"--size '{text}': width and height must be positive")
+    if not (0 < width < np.inf and 0 < height < np.inf):
+        raise utils.UserError(f"--size '{text}': width and height must be positive numbers")
     return width, height
 
 
@@ -467,7 +440,9 @@ def build_parser() -> utils.Parser:
                        help='published figures to show beside ours, with the difference (columns approach, '
                             'experiment, metric, value, source; e.g. scripts/published_results.csv)')
     matrix = sub.add_parser('matrix', parents=[figure], help="one run's accuracy matrix as a heatmap")
-    matrix.add_argument('path', type=Path, help="the run's .txt, or its .pkl for the task names")
+    matrix.add_argument('path', type=Path, help="the run's .txt (or its .pkl)")
+    matrix.add_argument('--unfinished', action='store_true',
+                        help="draw an unfinished run's finished rows (refused otherwise: not a result yet)")
     masks = sub.add_parser('masks', parents=[figure], help='HAT: units and weights in use, gate binarisation')
     masks.add_argument('path', type=Path, help='monitoring log of hat-test or hat --monitor (.pkz)')
     masks.add_argument('--run', type=Path, help="the run's .pkl, for its network (default: "
@@ -502,6 +477,11 @@ def parse_args(argv: list[str] | None):
         args.size = parse_size(args.size)
         if args.dpi < 1:
             raise utils.UserError('--dpi must be at least 1')
+        # Agg, which draws PNGs and most screens' figures, refuses images of 2**16 pixels or more a side (compared
+        # as dpi against a float, which no --dpi overflows)
+        if args.dpi >= 2**16 / max(args.size):
+            raise utils.UserError(f'--size {args.size[0]:g},{args.size[1]:g} at --dpi {args.dpi} makes an image of '
+                                  f'2**16 pixels or more a side, too large to draw; lower --size or --dpi')
         if args.output is None:
             if matplotlib.get_backend().lower() in backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE):
                 raise utils.UserError('no display to show the figure on; give --output, e.g. --output fig.png')
@@ -510,7 +490,21 @@ def parse_args(argv: list[str] | None):
                                   f"in e.g. .png or .pdf")
     if not 0 < getattr(args, 'threshold', 0.5) < 1:
         raise utils.UserError('--threshold must be between 0 and 1')
+    check_paths(args)
     return args
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Before any work: every file to write is a file, not a folder; the names that make result file names (approaches,
+    experiments) stay inside their folder."""
+    for flag in ('output', 'csv', 'markdown', 'latex'):
+        path = getattr(args, flag, None)
+        if path is not None and path.is_dir():
+            raise utils.UserError(f'--{flag} {path} is a folder; name a file')
+    names = [*getattr(args, 'approaches', ()), *getattr(args, 'experiments', ()), getattr(args, 'experiment', '')]
+    bad = next((n for n in names if '/' in n or n.startswith('.') or not n.isprintable()), None)
+    if bad is not None:
+        raise utils.UserError(f'{bad!r} is not a name of results (<experiment>_<approach>_<seed>.txt in --folders)')
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -535,7 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.latex:
             write_text(args.latex, tables.latex_text(data['rows'], REFERENCES), 'the LaTeX table')
     elif args.command == 'matrix':
-        data = matrix_data(args.path)
+        data = matrix_data(args.path, args.unfinished)
         show_or_save(plot_matrix(data, args), args.output)
     elif args.command == 'masks':
         run_pkl = args.run or utils.RESULTS_DIR / (args.path.stem.removesuffix('_masks') + '.pkl')

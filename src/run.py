@@ -5,6 +5,7 @@
 """
 import argparse
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -18,15 +19,19 @@ from approaches._fast import Speed
 import files
 import interrupts
 import logs
+import results
 import utils
 
 DRY_RUN_BATCHES = 3
+# What a run names after its results in --logs-dir besides its JSON-lines log (hat's monitoring log by default)
+RUN_LOG_SUFFIXES = ('.jsonl', '_checkpoint.pt', '_masks.pkz')
 
 
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
     """The flags every run has (each approach adds its own)."""
     p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--seed', type=int, default=0, help='random seed: task order, splits, init (default: %(default)s)')
+    p.add_argument('--seed', type=utils.parse_seed, default=0,
+                   help='random seed: task order, splits, init (default: %(default)s; in [0, 2**32 - 1], numpy\'s)')
     p.add_argument('--experiment', required=True, choices=experiments, help='task sequence')
     p.add_argument('--approach', required=True, choices=approaches, help='continual-learning approach')
     p.add_argument('--network', choices=utils.module_choices('networks'),
@@ -42,9 +47,10 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--logs-dir', type=Path, default=utils.LOGS_DIR,
                    help='per-epoch JSON-lines logs (default: logs/ at the repository root)')
     p.add_argument('--data-dir', type=Path, default=utils.DATA_DIR, help='default: dat/ at the repository root')
-    p.add_argument('--pc-valid', type=float,
-                   help="fraction of each task's training set held out for validation (default: the original's: 0.1 "
-                        "for cifar; for mnist2/pmnist 0, meaning validation on a copy of the training set)")
+    p.add_argument('--pc-valid', type=hparams.bounded(float, '[0, 1)'),
+                   help="fraction of each task's training set held out for validation, in [0, 1) (default: the "
+                        "original's: 0.1 for cifar; for mnist2/pmnist 0, meaning validation on a copy of the training "
+                        "set)")
     p.add_argument('--fixed-order', action='store_true', help='keep the canonical task order instead of the seed\'s')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     # Speed options, off by default: each changes the arithmetic (the readme's Speed section gives their effects)
@@ -110,10 +116,26 @@ def parse_args(argv: list[str] | None):
         raise utils.UserError(f"approach {args.approach} needs a {variant or 'plain'} network "
                               f"({', '.join(fitting)}), not {network_name}")
     args.network = network_name
+    if args.dry_run:
+        args.nepochs = 1
+    # As the approach settles them (hat-test's emb_init by network): the args are what the results will say
+    vars(args).update(dataclasses.asdict(approach.Appr.settle(hparams.from_args(approach.Appr.Hyper, args),
+                                                              network.Net)))
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
         args.output = args.results_dir / f'{args.experiment}_{args.approach}_{args.seed}{suffix}.txt'
+    check_output(Path(args.output))
     return args, experiment, approach, network
+
+
+def check_output(output: Path) -> None:
+    """--output names a .txt file (its .pkl, logs and checkpoint take its name), not a folder."""
+    if output.suffix != '.txt':
+        raise utils.UserError(f"--output {output}: name a .txt file (the accuracy matrix, in the original's format; "
+                              f"the .pkl beside it and the logs take its name)")
+    for path in (output, results.pkl_path(output)):
+        if path.is_dir():
+            raise utils.UserError(f'--output {output}: {path} is a folder; name a .txt file')
 
 
 def experiment_options(experiment, args) -> dict:
@@ -123,11 +145,13 @@ def experiment_options(experiment, args) -> dict:
     return {name: getattr(args, name) for name in vars(declared.parse_args([]))}
 
 
-def build_approach(approach, net: torch.nn.Module, args, device: torch.device, log: logs.EpochLog | None = None):
-    """The approach module's Appr on net, from the parsed flags: its hyperparameters, the loop's, the run's context."""
+def build_approach(approach, net: torch.nn.Module, args, device: torch.device, log: logs.EpochLog | None = None,
+                   name: str | None = None):
+    """The approach module's Appr on net, from the parsed flags: its hyperparameters, the loop's, the run's context
+    (name: what its files are named after, by default the results')."""
     appr_cls = approach.Appr
     context = Context(device=device, log=log or logs.EpochLog(None), logs_dir=Path(args.logs_dir),
-                      name=Path(args.output).stem, speed=hparams.from_args(Speed, args))
+                      name=name or Path(args.output).stem, speed=hparams.from_args(Speed, args))
     return appr_cls(net, hparams.from_args(appr_cls.Hyper, args), hparams.from_args(Loop, args), context)
 
 
@@ -168,15 +192,50 @@ def print_matrix(acc: np.ndarray) -> None:
     print('*' * 100)
 
 
-def check_previous_results(args) -> dict | None:
-    """Finished results already at --output: returned under --resume, refused unless --overwrite (dry runs are
-    scratch, and always replaced)."""
-    previous = files.load_results(args.output)
-    if args.dry_run or args.overwrite or not files.is_complete(previous):
+def previous_results(args, found: results.Existing) -> dict | None:
+    """What is at --output already, against the rules: finished results are never replaced without --overwrite (a
+    dry run's only by another dry run), and are returned under --resume only when they were made with the same
+    settings; an unfinished run is continued under --resume, with the same settings; results that cannot be checked
+    (a .txt alone, as the original wrote it, or damaged files) are never taken for anything. None: go on and run."""
+    if found.kind == 'none' or args.overwrite:
         return None
+    out = args.output
+    if found.kind == 'unverifiable':
+        raise utils.UserError(f'{out} holds results that cannot be checked ({found.problem}); --overwrite replaces '
+                              f'them')
+    result = found.result
+    differ = checkpoints.differences(checkpoints.config_of(result.saved['args']), checkpoints.config(args))
+    if result.dry_run and args.dry_run:
+        return None  # scratch replaces scratch
+    what = ('a dry run' if result.dry_run else 'a finished run' if result.finished else
+            f'an unfinished run ({result.tasks_done} of {len(result.acc)} tasks)')
+    if differ:
+        raise utils.UserError(f"{out} holds {what} made with other settings ({', '.join(differ)}); "
+                              f"{'' if result.finished else 'resume it with the same flags, or '}--overwrite "
+                              f"replaces it")
     if args.resume:
-        return previous
-    raise utils.UserError(f'{args.output} holds a finished run; --resume returns it, --overwrite replaces it')
+        return result.saved if result.finished else None
+    raise utils.UserError(f"{out} holds {what}; --resume {'returns' if result.finished else 'continues'} it, "
+                          f"--overwrite replaces it")
+
+
+def staged_name(output: Path) -> str:
+    """The name a run replacing the results at output writes under until it finishes (hidden, beside them)."""
+    return f'.{output.stem}.new'
+
+
+def promote(name: str, args) -> None:
+    """A replacement has finished: its files take the names of the results it replaces, the logs first and the .txt
+    last; what the replaced run's logs had that the new run's do not (a checkpoint, a monitoring log) goes."""
+    for suffix in RUN_LOG_SUFFIXES:
+        new, old = Path(args.logs_dir, name + suffix), Path(args.logs_dir, args.output.stem + suffix)
+        if new.exists():
+            os.replace(new, old)
+        else:
+            old.unlink(missing_ok=True)
+    staged = args.output.with_name(name + '.txt')
+    os.replace(results.pkl_path(staged), results.pkl_path(args.output))
+    os.replace(staged, args.output)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -188,21 +247,31 @@ def main(argv: list[str] | None = None) -> dict:
     files.ensure_writable_dir(args.output.parent, 'results')
     files.ensure_writable_dir(args.logs_dir, 'logs')
     with files.OutputLock(args.output), interrupts.SignalGuard() as guard:
-        previous = check_previous_results(args)
+        found = results.existing(args.output)
+        previous = previous_results(args, found)
         if previous is not None:
-            print(f'{args.output} is finished already: nothing to resume')
+            print(f'{args.output} is finished already, with the same settings: nothing to resume')
             return previous
+        # A run that replaces results writes under another name until it finishes: the old ones stay whole till then
+        in_place = found.kind == 'none' or (found.kind == 'unfinished' and args.resume and not args.overwrite)
+        name = args.output.stem if in_place else staged_name(args.output)
+        if not in_place:
+            print(f'{args.output} holds results: this run writes beside them, as {name}.*, and replaces them once it '
+                  f'has finished')
         try:
-            return run(args, experiment, approach, network, guard, tstart)
+            return run(args, experiment, approach, network, guard, tstart, name)
         except interrupts.Interrupted as e:
-            ckpt = checkpoints.path_for(args)
+            ckpt = checkpoints.path_for(args.logs_dir, name)
             if not ckpt.is_file():
-                raise interrupts.Interrupted(f'{e} before the first task started: nothing to resume') from None
-            raise interrupts.Interrupted(f'{e}; the same command with --resume continues from {ckpt}') from None
+                raise interrupts.Interrupted(f'{e} before the first task started: nothing to resume',
+                                             e.signal_name) from None
+            raise interrupts.Interrupted(f'{e}; the same command with --resume continues from {ckpt}',
+                                         e.signal_name) from None
 
 
-def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tstart: float) -> dict:
-    """Train and test task after task (from the checkpoint's next task under --resume), saving as it goes."""
+def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tstart: float, name: str) -> dict:
+    """Train and test task after task (from the checkpoint's next task under --resume), saving as it goes, under
+    `name` (the results' own, or a replacement's until it finishes)."""
     if args.deterministic:
         utils.use_deterministic_kernels()
     utils.seed_everything(args.seed)
@@ -212,7 +281,6 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     data, taskcla, inputsize = experiment.get(args.data_dir, seed=args.seed, fixed_order=args.fixed_order,
                                               pc_valid=args.pc_valid, **experiment_options(experiment, args))
     if args.dry_run:
-        args.nepochs = 1
         truncate(data, DRY_RUN_BATCHES * args.batch_size)
     print('Input size =', inputsize, '\nTask info =', taskcla)
     for task in data:  # once, so no batch is copied to the device again
@@ -223,17 +291,20 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     net = network.Net(inputsize, taskcla).to(device)
     logs.print_model_report(net)
     ntasks = len(taskcla)
-    ckpt = checkpoints.path_for(args)
+    ckpt = checkpoints.path_for(args.logs_dir, name)
+    dest = args.output.with_name(name + '.txt')
     progress = {'tasks_done': 0, 'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
                 'lss': np.zeros((ntasks, ntasks), dtype=np.float32), 'seconds_per_task': [], 'seconds': 0.0,
                 'log_bytes': 0}
-    log = logs.EpochLog(args.logs_dir / (args.output.stem + '.jsonl'), append=args.resume and ckpt.is_file())
-    appr = build_approach(approach, net, args, device, log)
-    vars(args).update(dataclasses.asdict(appr.hp))  # as the approach settled them (hat-test's emb_init by network)
+    log = logs.EpochLog(args.logs_dir / (name + '.jsonl'), append=args.resume and ckpt.is_file(),
+                        marks={'dry_run': True} if args.dry_run else None)
+    appr = build_approach(approach, net, args, device, log, name)
     if args.resume:
-        resumed = checkpoints.load(ckpt, args, appr)
+        resumed = checkpoints.load(ckpt, args, appr, replace_other=args.overwrite)
         if resumed is None:
-            print(f'No checkpoint at {ckpt}: starting from the first task')
+            log.truncate(0)
+            if not ckpt.is_file():
+                print(f'No checkpoint at {ckpt}: starting from the first task')
         else:
             progress = resumed
             log.truncate(progress['log_bytes'])
@@ -244,7 +315,7 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     print('-' * 100)
 
     acc, lss = progress['acc'], progress['lss']
-    results = {}
+    saved = {}
     try:
         if progress['tasks_done'] == 0 and not args.dry_run:  # a dry run is scratch: nothing to resume
             with guard.hold():  # a run stopped in its first task resumes from here, not from nothing
@@ -264,28 +335,32 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
                           f"acc={100 * test_acc:5.1f}% <<<")
                     acc[t, u], lss[t, u] = test_acc, test_loss
                 progress.update(tasks_done=t + 1, seconds=time.time() - tstart)
-                results = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
+                saved = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
                            'task_names': [task['name'] for task in data],
                            'args': checkpoints.plain_args(args),
                            'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
                            'seconds': progress['seconds']}
-                print('Save at', args.output)
-                files.save_txt_matrix(args.output, acc)
-                files.save_pickle(args.output.with_suffix('.pkl'), results)
-                appr.after_tests(t, results)
+                print('Save at', dest)
+                results.save(dest, saved)
+                appr.after_tests(t, saved)
                 if t + 1 < ntasks and not args.dry_run:
                     progress['log_bytes'] = log.size()
                     checkpoints.save(ckpt, args, appr, progress)
-        ckpt.unlink(missing_ok=True)  # the results are complete: nothing left to resume
+        with guard.hold():
+            ckpt.unlink(missing_ok=True)  # the results are complete: nothing left to resume
+            if dest != args.output:
+                log.close()
+                promote(name, args)
+                print(f'Replaced the results at {args.output}')
     except interrupts.Interrupted as e:
-        raise interrupts.Interrupted(f"{e} after {progress['tasks_done']} of {ntasks} tasks") from None
+        raise interrupts.Interrupted(f"{e} after {progress['tasks_done']} of {ntasks} tasks", e.signal_name) from None
     finally:
         log.close()
 
     print_matrix(acc)
     print('Done!')
     print(f'[Elapsed time = {(time.time() - tstart) / 3600:.1f} h]')
-    return results
+    return saved
 
 
 if __name__ == '__main__':

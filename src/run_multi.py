@@ -15,11 +15,14 @@ Result names are the original's: <experiment>_<approach>_<seed>.txt, and with a 
 """
 import argparse
 import contextlib
+import io
 import itertools
 import os
 import queue
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,8 +34,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-import run
+import checkpoints
 import files
+import interrupts
+import results
+import run
 import utils
 
 SBATCH_TEMPLATE = utils.ROOT / 'scripts' / 'run.sbatch'
@@ -45,6 +51,14 @@ class Run:
     argv: list[str]
     output: Path
     log: Path  # the run's stdout and stderr
+    config: dict  # the settings its results will say they were made with (checkpoints.config)
+    overwrite: bool  # whether it replaces finished results (--overwrite after --)
+
+
+# What the sweep sets for each run, and the flags of run_multi that set it: a flag after -- may not change them
+IDENTITY = {'experiment': '--experiments', 'approach': '--approaches', 'seed': '--seeds',
+            'output': '--results-dir and --name', 'results_dir': '--results-dir', 'logs_dir': '--logs-dir',
+            'data_dir': '--data-dir'}
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -52,30 +66,46 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
     grid = []
     for item in items:
         name, _, values = item.partition('=')
-        if not name or not values:
-            raise utils.UserError(f"--grid '{item}': use flag=value,value,... e.g. lamb=0.5,0.75")
+        if not re.fullmatch(r'-{0,2}[A-Za-z][A-Za-z0-9_-]*', name) or not values:
+            raise utils.UserError(f"--grid {item!r}: use flag=value,value,... e.g. lamb=0.5,0.75")
+        for value in values.split(','):  # each goes into its runs' file names
+            problem = name_problem(value)
+            if problem:
+                raise utils.UserError(f'--grid {item!r}: the value {value!r} {problem}')
         grid.append((name.lstrip('-').replace('_', '-'), values.split(',')))
     return grid
 
 
 def build_runs(args) -> list[Run]:
-    """Every run of the sweep, each command line checked by run.py's own parser before anything starts."""
+    """Every run of the sweep, each command line checked by run.py's own parser before anything starts; the flags
+    after -- may not change what a run's file name claims (its experiment, approach, seed, grid values, folders)."""
     grid = parse_grid(args.grid)
     runs = []
     for experiment, approach, seed in itertools.product(args.experiments.split(','), args.approaches.split(','),
                                                         args.seeds):
         for values in itertools.product(*(v for _, v in grid)):
             name = '-'.join([args.name or approach, *values])
-            output = args.results_dir / f'{experiment}_{name}_{seed}.txt'
-            argv = ['--experiment', experiment, '--approach', approach, '--seed', str(seed),
-                    *itertools.chain.from_iterable(('--' + flag, value) for (flag, _), value in zip(grid, values)),
-                    '--output', str(output), '--results-dir', str(args.results_dir),
-                    '--logs-dir', str(args.logs_dir), '--data-dir', str(args.data_dir), *args.run_args]
+            own = ['--experiment', experiment, '--approach', approach, '--seed', str(seed),
+                   *itertools.chain.from_iterable(('--' + flag, value) for (flag, _), value in zip(grid, values)),
+                   '--results-dir', str(args.results_dir), '--logs-dir', str(args.logs_dir),
+                   '--data-dir', str(args.data_dir)]
             try:
-                run.parse_args(argv)
+                # A dry run's results are named as run.py names them, so that they never stand for the real run's
+                with contextlib.redirect_stdout(io.StringIO()):  # --parameter's note, once per run: not here
+                    dry = run.parse_args(own + args.run_args)[0].dry_run
+                    output = args.results_dir / f"{experiment}_{name}_{seed}{'_dryrun' if dry else ''}.txt"
+                    own += ['--output', str(output)]
+                    full, alone = run.parse_args(own + args.run_args)[0], run.parse_args(own)[0]
             except utils.UserError as e:
                 raise utils.UserError(f'{experiment} {approach}: {e}') from None
-            runs.append(Run(argv, output, args.logs_dir / (output.stem + '.out')))
+            owned = {**IDENTITY, **{flag.replace('-', '_'): '--grid' for flag, _ in grid}}
+            changed = [k for k in owned if getattr(full, k) != getattr(alone, k)]
+            if changed:
+                k = changed[0]
+                raise utils.UserError(f"the flags after -- set --{k.replace('_', '-')}, which the sweep sets for each "
+                                      f"run (with {owned[k]}): a run's results must be what their name says")
+            runs.append(Run(own + args.run_args, output, args.logs_dir / (output.stem + '.out'),
+                            checkpoints.config(full), full.overwrite))
     outputs = [r.output for r in runs]
     if len(set(outputs)) < len(outputs):
         raise utils.UserError('two runs of the sweep would write the same results; use --name per approach')
@@ -197,7 +227,7 @@ def run_local(runs: list[Run], args) -> list[Run]:
         where = f"{'' if workers % len(gpus) == 0 else 'up to '}{most} per GPU on GPU {', '.join(gpus)}, "
     print(f'{len(runs)} runs on {workers} workers, {where}{threads} CPU threads each')
     failed, lock = [], threading.Lock()
-    procs = set()
+    procs, stopping = set(), threading.Event()
     bar = tqdm(total=len(runs), desc='runs', unit='run')
 
     def work(r: Run, mps: MPSDaemons | None) -> None:
@@ -205,10 +235,17 @@ def run_local(runs: list[Run], args) -> list[Run]:
         gpu = gpus[slot % len(gpus)] if gpus else None
         env = worker_env(gpu, threads, mps.client_env(gpu) if mps is not None and gpu is not None else None)
         try:
-            with open(r.log, 'w') as log:
-                proc = subprocess.Popen([sys.executable, str(utils.SRC_DIR / 'run.py'), *r.argv, '--resume'],
-                                        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            # Appended to, never truncated: another sweep's run of the same results may be writing it (run.py's lock
+            # then refuses this one, which says so at the end of the file)
+            with open(r.log, 'a') as log:
+                log.write(f"[run_multi {time.strftime('%Y-%m-%d %H:%M:%S')}, pid {os.getpid()}] "
+                          f"{shlex.join(['run.py', *r.argv, '--resume'])}\n")
+                log.flush()
                 with lock:
+                    if stopping.is_set():
+                        return
+                    proc = subprocess.Popen([sys.executable, str(utils.SRC_DIR / 'run.py'), *r.argv, '--resume'],
+                                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                     procs.add(proc)
                 status = proc.wait()
             with lock:
@@ -225,15 +262,20 @@ def run_local(runs: list[Run], args) -> list[Run]:
     with MPSDaemons(gpus) if args.mps and gpus else contextlib.nullcontext() as mps:
         pool = ThreadPoolExecutor(workers)
         try:
-            for future in [pool.submit(work, r, mps) for r in runs]:
-                future.result()
-        except KeyboardInterrupt:
-            print('\nInterrupted: stopping the runs (each keeps its checkpoint; launch the sweep again to continue)')
-            pool.shutdown(wait=False, cancel_futures=True)
+            with interrupts.SignalGuard():  # Ctrl-C, SIGTERM, SIGUSR1
+                for future in [pool.submit(work, r, mps) for r in runs]:
+                    future.result()
+        except interrupts.Interrupted as e:
+            # The runs are in sessions of their own (so that a Ctrl-C reaches the sweep alone): each gets the signal,
+            # saves what it finished and exits; the sweep waits for them
             with lock:
-                for proc in procs:
-                    proc.terminate()
-            raise
+                stopping.set()
+                running = list(procs)
+            for proc in running:
+                proc.send_signal(getattr(signal, e.signal_name))
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise interrupts.Interrupted(f'{e}: {len(running)} running runs stopped after saving what they finished; '
+                                         f'the same command continues the sweep', e.signal_name) from None
         finally:
             bar.close()
     return failed
@@ -312,8 +354,65 @@ def run_slurm(runs: list[Run], args) -> None:
           f'squeue -j {job}')
 
 
+########################################################################################################################
+# What the flags may hold: checked when they are parsed, before a run or a file is made
+
+
+def name_problem(text: str) -> str | None:
+    """What is wrong with text as a part of a file name (--name, a --grid value), or None."""
+    if not text:
+        return 'is empty'
+    if '/' in text or '..' in text:
+        return "holds '/' or '..'"
+    if not text.isprintable() or any(c.isspace() for c in text):
+        return 'holds whitespace or a control character'
+    return None
+
+
+def result_name(text: str) -> str:
+    """An argparse type: --name, the results' name in place of the approach's."""
+    problem = name_problem(text) or ("starts with '.'" if text.startswith('.') else None)
+    if problem:
+        raise argparse.ArgumentTypeError(f'{text!r} {problem}; it goes into the file names of the results')
+    return text
+
+
+def slurm_name(text: str) -> str:
+    """An argparse type: a job or partition name as one word on an #SBATCH line (a job name also names the sweep's
+    files in logs/slurm/, and sbatch would read a '%' in them as a pattern)."""
+    if not text or not text.isprintable() or any(c.isspace() or c in '/%' for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a name without whitespace, control characters, '/' or '%'")
+    return text
+
+
+def slurm_time(text: str) -> str:
+    """An argparse type: a time limit in a form sbatch's --time takes."""
+    if (re.fullmatch(r'[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2}', text)
+            or text.lower() in ('infinite', 'unlimited')):
+        return text
+    raise argparse.ArgumentTypeError(f'{text!r} is not a Slurm time: give minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, '
+                                     f'D-HH:MM:SS or UNLIMITED')
+
+
+def slurm_memory(text: str) -> str:
+    """An argparse type: memory as sbatch's --mem takes it, a positive whole number of megabytes or of K, M, G, T."""
+    match = re.fullmatch(r'([0-9]+)[KMGT]?', text, re.IGNORECASE)
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f'{text!r}: give a positive whole number with an optional K, M, G or T '
+                                         f'suffix, e.g. 16G')
+    return text
+
+
+def sbatch_option(text: str) -> str:
+    """An argparse type: one more sbatch option, written as one #SBATCH line."""
+    if not text.startswith('--') or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"{text!r}: give one sbatch option on one line, starting with '--', e.g. "
+                                         f"--sbatch-option=--account=abc")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """run_multi's flags; every number is checked here, so that --list and --write-only refuse bad ones too."""
+    """run_multi's flags; every value is checked here, so that --list and --write-only refuse bad ones too."""
     count, at_least_0 = utils.int_at_least(1), utils.int_at_least(0)
     p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--experiments', required=True, help='comma-separated, e.g. cifar,mixture')
@@ -322,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds, e.g. 0-9 or 0,3,5-7 (default: %(default)s, the original's 10 runs)")
     p.add_argument('--grid', action='append', default=[], metavar='FLAG=V1,V2,...',
                    help="an approach flag and its values, e.g. lamb=0.5,0.75; repeat for a product grid")
-    p.add_argument('--name', help='the name results use instead of the approach\'s (the original work.py\'s resname)')
+    p.add_argument('--name', type=result_name, help='the name results use instead of the approach\'s (the original work.py\'s resname)')
     p.add_argument('--backend', choices=('local', 'slurm'), default='local', help='default: %(default)s')
     p.add_argument('--results-dir', type=Path, default=utils.RESULTS_DIR, help='default: res/')
     p.add_argument('--logs-dir', type=Path, default=utils.LOGS_DIR,
@@ -342,23 +441,28 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument('--threads', type=count,
                        help='CPU threads per run (default: the usable cores / workers)')
     slurm = p.add_argument_group('slurm backend')
-    slurm.add_argument('--job-name', default='sweep', help='default: %(default)s')
+    slurm.add_argument('--job-name', type=slurm_name, default='sweep',
+                       help='also names its files in <logs-dir>/slurm/ (default: %(default)s)')
     slurm.add_argument('--runs-per-task', type=count, metavar='K',
                        help='K runs at once in each array task, sharing its GPU and CPUs (default: 1); the array has '
                             'ceil(runs / K) tasks')
-    slurm.add_argument('--time', default='24:00:00', help='time limit per array task (default: %(default)s)')
-    slurm.add_argument('--mem', default='16G', help='memory per array task (default: %(default)s)')
+    slurm.add_argument('--time', type=slurm_time, default='24:00:00',
+                       help='time limit per array task, as sbatch takes it: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, '
+                            'D-HH:MM:SS or UNLIMITED (default: %(default)s)')
+    slurm.add_argument('--mem', type=slurm_memory, default='16G',
+                       help='memory per array task, as sbatch takes it: megabytes, or a number ending in K, M, G or T '
+                            '(default: %(default)s)')
     slurm.add_argument('--cpus-per-task', type=count, default=4,
                        help="CPUs per array task, split between its runs (default: %(default)s)")
     slurm.add_argument('--gpus-per-run', type=at_least_0, default=1,
                        help='GPUs per array task, 0 for none (default: %(default)s)')
-    slurm.add_argument('--partition', help='default: the cluster\'s')
+    slurm.add_argument('--partition', type=slurm_name, help='default: the cluster\'s')
     slurm.add_argument('--max-parallel', type=count, default=50,
                        help='array tasks running at once (the %% limit; default: %(default)s)')
     slurm.add_argument('--signal-seconds', type=count, default=300,
                        help='seconds before the time limit at which the runs save and the task requeues (default: '
                             '%(default)s)')
-    slurm.add_argument('--sbatch-option', action='append', default=[], metavar='OPTION',
+    slurm.add_argument('--sbatch-option', type=sbatch_option, action='append', default=[], metavar='OPTION',
                        help='another #SBATCH line, e.g. --sbatch-option=--account=abc (repeatable)')
     slurm.add_argument('--write-only', action='store_true',
                        help='write the job array script and show which runs each array task holds; do not submit')
@@ -378,7 +482,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         flag, backend = wrong[0]
         raise utils.UserError(f"{flag} is a flag of --backend {backend}, not {args.backend} (see --help)")
     args.runs_per_task = args.runs_per_task or 1
+    parse_grid(args.grid)  # a malformed grid is refused here, before any folder is made
     return args
+
+
+def standing(r: Run) -> str | None:
+    """What a run's results path holds, for the sweep: 'finished' (with the run's settings: skipped), None (nothing,
+    an unfinished run with its settings, or anything under --overwrite: run it), or why run.py would refuse it."""
+    found = results.existing(r.output)
+    if found.kind == 'none' or r.overwrite:
+        return None
+    if found.kind == 'unverifiable':
+        return f'results that cannot be checked ({found.problem})'
+    differ = checkpoints.differences(checkpoints.config_of(found.result.saved['args']), r.config)
+    if differ:
+        return f"{'finished' if found.result.finished else 'unfinished'} with other settings ({', '.join(differ)})"
+    return 'finished' if found.kind == 'finished' else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,16 +507,24 @@ def main(argv: list[str] | None = None) -> int:
         files.ensure_writable_dir(folder, what)
     args.results_dir, args.logs_dir = args.results_dir.resolve(), args.logs_dir.resolve()
     runs = build_runs(args)
-    todo, finished, busy = [], [], []
+    todo, finished, busy, conflicts = [], [], [], []
     for r in runs:
-        lock = files.OutputLock(r.output)
-        if files.is_complete(files.load_results(r.output)):
+        state = standing(r)
+        if state == 'finished':
             finished.append(r)
-        elif not lock.acquire():
+        elif state is not None:
+            conflicts.append(f'{r.output.name}: {state}')
+            continue
+        lock = files.OutputLock(r.output)
+        if not lock.acquire():
             busy.append(r)
         else:
             lock.release()
             todo.append(r)
+    if conflicts:
+        raise utils.UserError(f"{len(conflicts)} of the sweep's runs would replace results ({conflicts[0]}"
+                              f"{f'; and {len(conflicts) - 1} more' if len(conflicts) > 1 else ''}): -- --overwrite "
+                              f"replaces them, or choose another --results-dir")
     print(f'{len(runs)} runs: {len(finished)} finished before, {len(busy)} being written by another process, '
           f'{len(todo)} to do')
     if args.list:

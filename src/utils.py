@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interrupts import INTERRUPTED_EXIT, Interrupted
+from interrupts import CTRL_C_EXIT, Interrupted
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root, whatever the working directory
 DATA_DIR = ROOT / 'dat'
@@ -30,7 +30,7 @@ def first_line(e: Exception) -> str:
 
 def run_cli(main) -> None:
     """Call a command's main(); a UserError becomes one line on stderr and exit status 2, never a traceback, and an
-    Interrupted one line and exit status INTERRUPTED_EXIT."""
+    Interrupted (or a Ctrl-C outside a run's guard) one line and its exit status."""
     try:
         main()
     except UserError as e:
@@ -38,7 +38,10 @@ def run_cli(main) -> None:
         sys.exit(2)
     except Interrupted as e:
         print(f'interrupted: {e}', file=sys.stderr)
-        sys.exit(INTERRUPTED_EXIT)
+        sys.exit(e.exit_status)
+    except KeyboardInterrupt:
+        print('interrupted: SIGINT', file=sys.stderr)
+        sys.exit(CTRL_C_EXIT)
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,9 +51,28 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f'{message} (see --help)')
 
 
+SEED_MAX = 2**32 - 1  # the largest seed np.random.seed takes (the original seeds numpy's global generator)
+
+
+def check_seed(value: int) -> int:
+    """value, if numpy's generator takes it as a seed; an ArgumentTypeError saying the range otherwise."""
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**32 - 1] (numpy's), got {value}")
+    return value
+
+
+def parse_seed(text: str) -> int:
+    """An argparse type: one seed, a whole number in numpy's range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a whole number, got {text!r}') from None
+    return check_seed(value)
+
+
 def parse_seeds(text: str) -> list[int]:
     """An argparse type: '0-4,7' -> [0, 1, 2, 3, 4, 7] (ranges include both ends, as the original's); a malformed or
-    empty range is refused when the flags are parsed."""
+    empty range, or a seed outside numpy's range, is refused when the flags are parsed."""
     seeds = []
     for part in text.split(','):
         first, _, last = part.partition('-')
@@ -58,6 +80,8 @@ def parse_seeds(text: str) -> list[int]:
             low, high = int(first), int(last or first)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}': use numbers and ranges, e.g. 0-9 or 0,3,5-7") from None
+        check_seed(low)
+        check_seed(high)
         if high < low:
             raise argparse.ArgumentTypeError(f"'{text}': the range {part} holds no seed (write it {high}-{low})")
         seeds += range(low, high + 1)

@@ -1,5 +1,6 @@
 """The experiment loaders on tiny data in the real formats: splits, order, normalisation, cache, missing data."""
 import collections
+import gzip
 import hashlib
 import os
 import pickle
@@ -397,3 +398,140 @@ def test_idx_file_error_ends_the_command_in_one_line(tmp_path):
     proc = cli('--experiment', 'split_mnist', '--approach', 'sgd', '--data-dir', str(tmp_path / 'dat'),
                '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
     assert_one_line_error(proc, f'MNIST is corrupt: {path} {problem}', 'or delete it to have it downloaded again')
+
+
+########################################################################################################################
+# MNIST's idx files as .gz only, recompressed (Debian's dataset-fashion-mnist): checked by content, not by md5
+
+
+def _gzip_mnist(root: Path, folder: str) -> Path:
+    """write_mnist's four files in root/<folder>/raw as .gz alone, compressed otherwise than the official archives
+    (level 1, a fixed mtime), so torchvision's md5 check could never pass; returns the raw folder."""
+    fixtures.write_mnist(root, folder=folder)
+    raw = root / folder / 'raw'
+    official = dict(getattr(datasets, folder).resources)
+    for path in list(raw.iterdir()):
+        gz = path.with_name(path.name + '.gz')
+        gz.write_bytes(gzip.compress(path.read_bytes(), compresslevel=1, mtime=1234567890))
+        assert hashlib.md5(gz.read_bytes()).hexdigest() != official[gz.name]
+        path.unlink()
+    return raw
+
+
+@pytest.mark.parametrize('loader,folder', [(split_fmnist, 'FashionMNIST'), (split_mnist, 'MNIST')])
+def test_recompressed_gz_alone_is_read_as_the_decompressed_files(tmp_path, offline, loader, folder):
+    fixtures.write_mnist(tmp_path / 'plain', folder=folder)
+    expected, _, _ = loader.get(tmp_path / 'plain', seed=0)
+    raw = _gzip_mnist(tmp_path / 'gz', folder)
+    data, _, _ = loader.get(tmp_path / 'gz', seed=0)
+    for a, b in zip(expected, data):
+        assert a['name'] == b['name']
+        assert all(torch.equal(a[split][xy], b[split][xy]) for split in ('train', 'valid', 'test') for xy in 'xy')
+    # Decompressed beside the .gz, byte for byte what write_mnist wrote: torchvision reads them, the cache tracks them
+    for path in (tmp_path / 'plain' / folder / 'raw').iterdir():
+        assert (raw / path.name).read_bytes() == path.read_bytes()
+
+
+def _gz_truncated(raw):
+    path = raw / 'train-images-idx3-ubyte.gz'
+    path.write_bytes(path.read_bytes()[:200])
+    return path, 'is truncated: its gzip data ends early (200 bytes)'
+
+
+def _gz_not_gzip(raw):
+    """The decompressed labels under the .gz's name."""
+    path = raw / 'train-labels-idx1-ubyte.gz'
+    path.write_bytes(gzip.decompress(path.read_bytes()))
+    return path, 'is not gzip data'
+
+
+def _gz_bad_crc(raw):
+    path = raw / 't10k-labels-idx1-ubyte.gz'
+    blob = bytearray(path.read_bytes())
+    blob[-8] ^= 1  # the trailer's CRC-32 of the decompressed data
+    path.write_bytes(blob)
+    return path, 'is corrupt gzip data (CRC check failed'
+
+
+def _gz_labels_for_images(raw):
+    path = raw / 't10k-images-idx3-ubyte.gz'
+    path.write_bytes((raw / 't10k-labels-idx1-ubyte.gz').read_bytes())
+    return path, 'is not an idx file of unsigned bytes in 3 dimensions (magic number 0x00000801, expected 0x00000803)'
+
+
+def _gz_label_count(raw):
+    path = raw / 'train-labels-idx1-ubyte.gz'
+    labels = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(struct.pack('>II', 0x801, 399) + labels[8:-1]))
+    return path, 'holds 399 labels for the 400 images of train-images-idx3-ubyte.gz'
+
+
+def _gz_count(raw):
+    """The header says 399 images; the file holds 400."""
+    path = raw / 'train-images-idx3-ubyte.gz'
+    images = bytearray(gzip.decompress(path.read_bytes()))
+    images[4:8] = struct.pack('>I', 399)
+    path.write_bytes(gzip.compress(images))
+    return path, 'holds 313600 bytes of decompressed data where its header declares 399 x 28 x 28 = 312816'
+
+
+def _gz_label_range(raw):
+    path = raw / 't10k-labels-idx1-ubyte.gz'
+    path.write_bytes(gzip.compress(struct.pack('>II', 0x801, 100) + bytes([3] * 99 + [10])))
+    return path, 'holds labels up to 10, expected 0-9'
+
+
+GZ_DAMAGE = [_gz_truncated, _gz_not_gzip, _gz_bad_crc, _gz_labels_for_images, _gz_label_count, _gz_count,
+             _gz_label_range]
+
+
+@pytest.mark.parametrize('damage', GZ_DAMAGE)
+def test_corrupt_gz_is_one_line_naming_it(tmp_path, offline, damage):
+    raw = _gzip_mnist(tmp_path, 'FashionMNIST')
+    path, problem = damage(raw)
+    with pytest.raises(UserError) as e:
+        split_fmnist.get(tmp_path)
+    message = str(e.value)
+    assert message.startswith(f'FashionMNIST is corrupt: {path} {problem}')
+    assert message.endswith('; replace it with an intact copy (from http://fashion-mnist.s3-website.eu-central-1.'
+                            'amazonaws.com/), or delete it to have it downloaded again')
+    assert '\n' not in message
+    prefix = path.name.split('-')[0]
+    assert not list(raw.glob(f'{prefix}-*-ubyte'))  # nothing of the damaged split decompressed
+
+
+def test_split_missing_in_both_forms_is_named(tmp_path, offline):
+    raw = _gzip_mnist(tmp_path, 'FashionMNIST')
+    (raw / 't10k-labels-idx1-ubyte.gz').unlink()
+    with pytest.raises(UserError) as e:
+        split_fmnist.get(tmp_path)
+    assert str(e.value).startswith(f'FashionMNIST is missing or corrupt in {tmp_path} (found no '
+                                   f't10k-labels-idx1-ubyte.gz, compressed or not) and could not be downloaded (')
+
+
+def test_gz_in_a_read_only_folder_is_one_line(tmp_path, offline, monkeypatch):
+    """Where the decompressed file cannot be written beside its .gz (a folder linked to a read-only one)."""
+    raw = _gzip_mnist(tmp_path, 'FashionMNIST')
+
+    def refuse(path, write):
+        raise PermissionError(13, 'Permission denied')
+    monkeypatch.setattr(_common, 'atomic_write', refuse)
+    with pytest.raises(UserError) as e:
+        split_fmnist.get(tmp_path)
+    assert str(e.value) == (f'FashionMNIST: cannot write train-images-idx3-ubyte, decompressed from '
+                            f'{raw / "train-images-idx3-ubyte.gz"}, in {raw}: Permission denied; make the folder '
+                            f'writable, or put the decompressed file there')
+
+
+def test_corrupt_gz_ends_the_command_in_one_line(tmp_path):
+    path, problem = _gz_label_count(_gzip_mnist(tmp_path / 'dat', 'FashionMNIST'))
+    proc = cli('--experiment', 'split_fmnist', '--approach', 'sgd', '--dry-run', '--data-dir', str(tmp_path / 'dat'),
+               '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    assert_one_line_error(proc, f'FashionMNIST is corrupt: {path} {problem}', 'replace it with an intact copy')
+
+
+def test_recompressed_gz_runs_the_experiment(tmp_path, offline):
+    _gzip_mnist(tmp_path / 'dat', 'FashionMNIST')
+    saved = fixtures.run_main(tmp_path / 'dat', tmp_path, '--experiment', 'split_fmnist', '--approach', 'sgd',
+                              '--dry-run')
+    assert saved['tasks_done'] == 5 and sorted(saved['task_names']) == [f'fmnist-{k}-{k + 1}' for k in range(0, 10, 2)]

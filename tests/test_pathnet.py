@@ -261,4 +261,6 @@ def test_random_draws_are_the_originals():
     module index, and the dropout masks of a training forward pass through a path (a module held twice included)."""
     digest, logits = draws(alexnet_pathnet, lambda net, x: net(3, x, torch.tensor(PATH)))
     assert digest == ORIGINAL_INIT_DIGEST
-    assert logits == pytest.approx(ORIGINAL_TASK3_LOGITS, abs=2e-6)
+    # Pinned to 6 decimals; another CPU's vector units sum in another order (seen: 2.8e-6 apart), while a wrong
+    # dropout mask or weight moves a logit by 1e-2 or more
+    assert logits == pytest.approx(ORIGINAL_TASK3_LOGITS, abs=1e-4)

@@ -19,7 +19,7 @@ import run
 import utils
 from conftest import ROOT
 from networks import _hat_analysis, alexnet_hat
-from fixtures import HAT, HAT_CURVE, JOINT, RANDOM, T_975_4DOF  # the 3-task experiment and its hand-computed rho
+from fixtures import HAT, HAT_CURVE, JOINT, RANDOM, T_975_4DOF, write_result  # the 3-task experiment, its rho
 
 
 def write_runs(folder, experiment='exp', seeds=(0,), shift=0.0, approaches=None):
@@ -369,17 +369,22 @@ def test_shipped_published_results():
 
 def test_matrix_figure(tmp_path):
     acc = np.array([[0.9, 0, 0], [0.85, 0.8, 0], [0, 0, 0]], dtype=np.float32)
-    with open(tmp_path / 'run.pkl', 'wb') as f:
-        pickle.dump({'acc': acc, 'task_names': ['a', 'b', 'c'], 'tasks_done': 2}, f)
-    data = plot_results.main(['matrix', str(tmp_path / 'run.pkl'), *figure_argv(tmp_path, size='4,4', dpi='30')])
-    assert data['task_names'] == ['a', 'b', 'c']
+    write_result(tmp_path / 'run.txt', acc, tasks_done=2)
+    argv = ['matrix', str(tmp_path / 'run.pkl'), *figure_argv(tmp_path, size='4,4', dpi='30')]
+    with pytest.raises(utils.UserError, match=r'run.txt: an unfinished run \(2 of 3 tasks\)'):
+        plot_results.main(argv)
+    data = plot_results.main(argv + ['--unfinished'])
+    assert data['task_names'] == ['task0', 'task1', 'task2']
     # in %, blank above the diagonal and for the task not done
     np.testing.assert_allclose(data['acc'], [[90, np.nan, np.nan], [85, 80, np.nan], [np.nan] * 3], equal_nan=True,
                                rtol=1e-6)
     assert_image(tmp_path / 'fig.png', 120, 120)
-    np.savetxt(tmp_path / 'run.txt', acc, '%.4f')
+    (tmp_path / 'run.pkl').unlink()  # the .txt alone, as the original wrote it: its row of zeros is a task not done
+    with pytest.raises(utils.UserError, match='judged by its untrained rows of zeros'):
+        plot_results.main(['matrix', str(tmp_path / 'run.txt'), *figure_argv(tmp_path)])
+    np.savetxt(tmp_path / 'run.txt', acc + np.tril(np.full((3, 3), 0.1)), '%.4f')
     data = plot_results.main(['matrix', str(tmp_path / 'run.txt'), *figure_argv(tmp_path)])
-    assert data['task_names'] == ['0', '1', '2'] and data['acc'][2, 0] == 0
+    assert data['task_names'] == ['0', '1', '2'] and data['acc'][2, 0] == pytest.approx(10)
 
 
 def test_curves_figure(tmp_path):
@@ -466,8 +471,9 @@ def test_masks_count_conv_weights_by_hand(tmp_path):
             'mask_pre': {0: {k: np.zeros_like(best[k]) for k in range(5)}},
             'valid_loss': {0: np.array([0.5, 0.7])}, 'test_acc': {0: np.array([0.8])}, 'task_name': {0: 'x'}}
     (tmp_path / 'x_masks.pkz').write_bytes(gzip.compress(pickle.dumps(logs)))
-    with open(tmp_path / 'x.pkl', 'wb') as f:
-        pickle.dump({'inputsize': [3, 32, 32], 'taskcla': [(0, 2)], 'args': {'network': 'alexnet_hat'}}, f)
+    saved = write_result(tmp_path / 'x.txt', [[0.8]], network='alexnet_hat')
+    saved['inputsize'] = [3, 32, 32]
+    (tmp_path / 'x.pkl').write_bytes(pickle.dumps(saved))
     data = plot_results.masks_data(tmp_path / 'x_masks.pkz', tmp_path / 'x.pkl', 0.5)
     units = {'c1': 0.25, 'c2': 0.5, 'c3': 0.25, 'fc1': 0.25, 'fc2': 0.5}
     np.testing.assert_allclose(data['unit_use'][:, 0], list(units.values()))
@@ -515,12 +521,14 @@ def test_command_line_errors(tmp_path):
 
 
 @pytest.mark.parametrize('files,argv,fragment', [
-    ({'exp_hat_0.txt': '0.9 x\n0.8 0.7\n'}, [], 'exp_hat_0.txt: not an accuracy matrix (could not convert'),
-    ({'exp_hat_0.txt': '0.9 0.1 0.2\n0.8 0.7 0.3\n'}, [], 'expected a square accuracy matrix'),
-    ({'exp_hat_0.txt': ''}, [], 'got shape'),
-    ({'exp_hat_0.txt': '0.9 0\n0.8 1.7\n'}, [], 'in [0, 1]'),
-    ({'exp_hat_0.txt': '0.9 0\n0.8 0.7\n'}, [], 'must have the same size'),
-    ({'exp_joint_0.txt': '0.9 0 0\n0.9 0.2 0\n0.8 0.6 0.75\n'}, [], 'forgetting ratio is undefined'),
+    ({'exp_hat_0.txt': '0.9000 x\n0.8000 0.7000\n'}, [], "exp_hat_0.txt, line 1: 'x' is not an accuracy in run.py's "
+                                                         "'%.4f' format"),
+    ({'exp_hat_0.txt': '0.9000 0.1000 0.2000\n0.8000 0.7000 0.3000\n'}, [], 'expected a square accuracy matrix'),
+    ({'exp_hat_0.txt': ''}, [], 'got rows of nothing'),
+    ({'exp_hat_0.txt': '0.9000 0.0000\n0.8000 1.7000\n'}, [], 'in [0, 1]'),
+    ({'exp_hat_0.txt': '0.9000 0.0000\n0.8000 0.7000\n'}, [], 'must have the same size'),
+    ({'exp_joint_0.txt': '0.9000 0.0000 0.0000\n0.9000 0.2000 0.0000\n0.8000 0.6000 0.7500\n'}, [],
+     'forgetting ratio is undefined'),
     ({}, ['--approaches', 'random,hat'], "must include random and joint (the forgetting ratio's references); "
                                           "missing: joint"),
     ({}, ['--approaches', 'random,joint'], 'nothing to plot besides'),
@@ -594,8 +602,7 @@ def test_bad_table_flags(tmp_path, argv, fragment):
 @pytest.mark.parametrize('command', ['forgetting', 'table'])
 def test_unfinished_runs_are_refused(tmp_path, monkeypatch, capsys, command):
     folder = write_runs(tmp_path / 'res')
-    with open(folder / 'exp_hat_0.pkl', 'wb') as f:  # what run.py saves after the second of three tasks
-        pickle.dump({'acc': np.array(HAT), 'taskcla': [(0, 2), (1, 2), (2, 2)], 'tasks_done': 2}, f)
+    write_result(folder / 'exp_hat_0.txt', HAT, tasks_done=2)  # what run.py saves after the second of three tasks
     monkeypatch.setattr(sys, 'argv', ['plot_results.py', command, '--experiment', 'exp', '--folders', str(folder),
                                       '--approaches', 'random,joint,hat', '--seeds', '0',
                                       *(['--output', str(tmp_path / 'f.png')] if command == 'forgetting' else [])])
@@ -603,8 +610,7 @@ def test_unfinished_runs_are_refused(tmp_path, monkeypatch, capsys, command):
         utils.run_cli(plot_results.main)
     assert_one_line_error(e.value.code, capsys.readouterr().err, 'exp_hat_0.txt: an unfinished run (2 of 3 tasks); '
                                                                  'finish it with run.py --resume')
-    with open(folder / 'exp_hat_0.pkl', 'wb') as f:  # finished
-        pickle.dump({'acc': np.array(HAT), 'taskcla': [(0, 2), (1, 2), (2, 2)], 'tasks_done': 3}, f)
+    write_result(folder / 'exp_hat_0.txt', HAT)  # finished
     utils.run_cli(plot_results.main)
 
 
@@ -617,7 +623,10 @@ def test_bad_logs(tmp_path, hat_test_run):
     copied = tmp_path / 'zz_no_such_run_masks.pkz'
     copied.write_bytes(pkz.read_bytes())
     not_hat = tmp_path / 'sgd.pkl'
-    not_hat.write_bytes(pickle.dumps({'inputsize': [1, 28, 28], 'taskcla': [(0, 5)], 'args': {'network': 'mlp'}}))
+    write_result(not_hat.with_suffix('.txt'), [[0.5]], network='mlp')
+    no_acc = tmp_path / 'no_acc.pkl'
+    write_result(no_acc.with_suffix('.txt'), [[0.5]])
+    no_acc.write_bytes(pickle.dumps({'taskcla': [(0, 2)], 'tasks_done': 1, 'args': {}}))
     out = ['--output', str(tmp_path / 'f.png')]
     for argv, fragment in (
             (['curves', str(bad_json)], 'line 1: expected an object with task'),
@@ -626,7 +635,7 @@ def test_bad_logs(tmp_path, hat_test_run):
             (['masks', str(copied)], f"missing file {utils.RESULTS_DIR / 'zz_no_such_run.pkl'}"),
             (['masks', str(pkz), '--run', str(not_hat)], 'network mlp has no task gates'),
             (['masks', str(pkz), '--run', str(results_pkl), '--threshold', '1'], '--threshold must be'),
-            (['matrix', str(not_hat)], "has no 'acc'")):
+            (['matrix', str(no_acc)], "has no 'acc'")):
         with pytest.raises(utils.UserError) as e:
             plot_results.main(argv + out)
         assert fragment in str(e.value), (argv, str(e.value))

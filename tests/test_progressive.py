@@ -141,4 +141,6 @@ def test_random_draws_are_the_originals():
     the earlier columns' first after it, their fc2 included)."""
     digest, logits = draws(alexnet_progressive, lambda net, x: net(2, x))
     assert digest == ORIGINAL_INIT_DIGEST
-    assert logits == pytest.approx(ORIGINAL_TASK2_LOGITS, abs=2e-6)
+    # Pinned to 6 decimals; another CPU's vector units sum in another order (seen: 2.8e-6 apart), while a wrong
+    # dropout mask or weight moves a logit by 1e-2 or more
+    assert logits == pytest.approx(ORIGINAL_TASK2_LOGITS, abs=1e-4)

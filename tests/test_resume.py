@@ -13,6 +13,7 @@ import torch
 
 import checkpoints
 import files
+import results
 import interrupts
 import utils
 from conftest import ROOT
@@ -49,7 +50,7 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, approach):
         with pytest.raises(interrupts.Interrupted, match='SIGTERM after 2 of 5 tasks; the same command with --resume'):
             run_main(data_dir, tmp_path / 'cut', *argv)
     stem = f'split_mnist_{approach}_0'
-    assert files.load_results(tmp_path / 'cut' / 'res' / f'{stem}.txt')['tasks_done'] == 2
+    assert results.load_pkl(tmp_path / 'cut' / 'res' / f'{stem}.txt')['tasks_done'] == 2
     resumed = run_main(data_dir, tmp_path / 'cut', *argv, '--resume')
     assert np.array_equal(whole['acc'], resumed['acc']) and np.array_equal(whole['lss'], resumed['lss'])
     assert resumed['tasks_done'] == 5 and len(resumed['seconds_per_task']) == 5
@@ -111,7 +112,7 @@ def test_sigkill_then_resume(data_dir, tmp_path):
     assert 2 <= ckpt['tasks_done'] < 5
     resumed = start(tmp_path, 'cut.txt', *argv, '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()
-    a, b = (files.load_results(tmp_path / 'res' / name) for name in ('whole.txt', 'cut.txt'))
+    a, b = (results.load_pkl(tmp_path / 'res' / name) for name in ('whole.txt', 'cut.txt'))
     assert np.array_equal(a['acc'], b['acc']) and np.array_equal(a['lss'], b['lss'])
     assert (tmp_path / 'res' / 'whole.txt').read_text() == (tmp_path / 'res' / 'cut.txt').read_text()
 
@@ -131,7 +132,7 @@ def test_sigterm_mid_task_saves_and_exits_for_requeue(data_dir, tmp_path):
     assert not (tmp_path / 'res' / '.out.txt.lock').exists()
     resumed = start(tmp_path, 'out.txt', *argv, '--resume')
     assert resumed.wait() == 0, resumed.stderr.read()
-    assert files.is_complete(files.load_results(tmp_path / 'res' / 'out.txt'))
+    assert results.is_complete(results.load_pkl(tmp_path / 'res' / 'out.txt'))
 
 
 def test_signal_guard_delays_signals_while_saving():

@@ -142,8 +142,8 @@ def test_runs_from_root_and_from_src(data_dir, tmp_path):
     (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, alexnet_bn, mlp, '
                                                                           'mlp_original, resnet18, resnet18_reduced), '
                                                                           'not alexnet_hat']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["argument --nepochs: 'ten' is not a whole number"]),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['argument --nepochs: must be at least 1']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["argument --nepochs: must be a whole number, got 'ten'"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['argument --nepochs: must be in [1, inf), got 0']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
 ])
 def test_bad_command_lines(tmp_path, argv, fragments):

@@ -17,6 +17,7 @@ import torch
 import run
 import run_multi
 import files
+import results
 import utils
 from conftest import ROOT
 
@@ -47,8 +48,8 @@ def matrices(folder: Path) -> dict:
     """{result name: (the .txt's bytes, acc, lss)} of every result in a folder."""
     out = {}
     for txt in sorted(folder.glob('*.txt')):
-        results = files.load_results(txt)
-        out[txt.name] = (txt.read_bytes(), results['acc'].tobytes(), results['lss'].tobytes())
+        saved = results.load_pkl(txt)
+        out[txt.name] = (txt.read_bytes(), saved['acc'].tobytes(), saved['lss'].tobytes())
     return out
 
 
@@ -79,14 +80,14 @@ def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data
     assert calls[2] == 'quit' and calls[0].split('pipe=')[1] == calls[1].split('pipe=')[1]
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
-            results = files.load_results(packed / 'res' / f'mnist2_{approach}_{seed}.txt')
-            assert files.is_complete(results) and results['args']['seed'] == seed
+            saved = results.load_pkl(packed / 'res' / f'mnist2_{approach}_{seed}.txt')
+            assert results.is_complete(saved) and saved['args']['seed'] == seed
             assert (packed / 'logs' / f'mnist2_{approach}_{seed}.out').is_file()
     # Two at a time: some run was still going when another started (end = the results' time, start = end - seconds)
     spans = []
     for out in (packed / 'res').glob('*.txt'):
         end = out.stat().st_mtime
-        spans.append((end - files.load_results(out)['seconds'], end))
+        spans.append((end - results.load_pkl(out)['seconds'], end))
     spans.sort()
     assert any(start < end for (_, end), (start, _) in zip(spans, spans[1:])), spans
     unpacked = tmp_path / 'unpacked'
@@ -338,8 +339,8 @@ def test_slurm_packed_job_array(tmp_path, data_dir):
     wait_for(submitted_job(proc))
     for approach in ('sgd', 'hat'):
         for seed in (0, 1):
-            results = files.load_results(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
-            assert files.is_complete(results), slurm_out(tmp_path, 'array')
+            saved = results.load_pkl(tmp_path / 'res' / f'mnist2_{approach}_{seed}.txt')
+            assert results.is_complete(saved), slurm_out(tmp_path, 'array')
             assert 'Done!' in (tmp_path / 'logs' / f'mnist2_{approach}_{seed}.out').read_text()
     assert len(list((tmp_path / 'logs' / 'slurm').glob('array_*_*.out'))) == 2
     out = slurm_out(tmp_path, 'array')
@@ -367,7 +368,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
     # Each task is signalled once its state is the one wanted: both runs past their first task; the short run
     # finished and the long one past its first task
     ready = {'0': lambda: all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (4, 5)),
-             '1': lambda: (files.is_complete(files.load_results(res / f'{name[1]}.txt'))
+             '1': lambda: (results.is_complete(results.load_pkl(res / f'{name[1]}.txt'))
                            and jsonl_task(logs / f'{name[6]}.jsonl') >= 1)}
     deadline = time.time() + 300
     while ready:
@@ -382,7 +383,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
             assert time.time() < deadline, f'task {task} was not requeued: {job_state(f"{job}_{task}")}'
             time.sleep(0.2)
     for n in (4, 5, 6):  # stopped: unfinished results, a checkpoint to resume from
-        assert not files.is_complete(files.load_results(res / f'{name[n]}.txt'))
+        assert not results.is_complete(results.load_pkl(res / f'{name[n]}.txt'))
         assert (logs / f'{name[n]}_checkpoint.pt').is_file()
     restart_now(f'{job}_0', f'{job}_1')
     assert [wait_until_ended(f'{job}_{task}') for task in ('0', '1')] == ['COMPLETED'] * 2
@@ -426,5 +427,5 @@ def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
     out = ''.join(p.read_text() for p in (tmp_path / 'logs').glob('single_*.out'))
     assert 'interrupted: SIGUSR1 after' in out and '[run.sbatch] requeueing' in out
     assert 'Resuming from' in out
-    results = files.load_results(tmp_path / 'res' / 'split_mnist_hat_0.txt')
-    assert files.is_complete(results) and np.all(np.diag(results['acc']) > 0)
+    saved = results.load_pkl(tmp_path / 'res' / 'split_mnist_hat_0.txt')
+    assert results.is_complete(saved) and np.all(np.diag(saved['acc']) > 0)

@@ -28,16 +28,19 @@ import utils
 @dataclass
 class Loop:
     """How the shared loop trains, with the original's defaults (the flags of the same names)."""
-    nepochs: int = param(200, 'maximum epochs per task', type=utils.int_at_least(1))
-    lr: float = param(0.05, 'initial SGD learning rate')
-    batch_size: int = param(64, 'minibatch size', type=utils.int_at_least(1))
+    nepochs: int = param(200, 'maximum epochs per task', bounds='[1, inf)')
+    lr: float = param(0.05, 'initial SGD learning rate', bounds='(0, inf)')
+    batch_size: int = param(64, 'minibatch size', bounds='[1, inf)')
     eval_batch_size: int | None = param(None, "minibatch size of the evaluations (default: --batch-size, the "
                                         "original's); larger is faster on a GPU and changes the losses in their last "
-                                        "bits", type=utils.int_at_least(1))
-    clipgrad: float | None = param(None, 'gradient-norm clipping threshold', type=float)  # None: Appr.clipgrad
-    lr_min: float = param(1e-4, 'stop a task once the learning rate falls below this')
-    lr_factor: float = param(3, 'divide the learning rate by this on a plateau', type=float)
-    lr_patience: int = param(5, 'epochs without validation improvement before dividing the lr')
+                                        "bits", type=int, bounds='[1, inf)')
+    # None: Appr.clipgrad. 0 would zero every gradient
+    clipgrad: float | None = param(None, 'gradient-norm clipping threshold', type=float, bounds='(0, inf)')
+    lr_min: float = param(1e-4, 'stop a task once the learning rate falls below this', bounds='[0, inf)')
+    # 1 keeps the learning rate (the loop then ends after nepochs); below 1 would raise it on a plateau
+    lr_factor: float = param(3, 'divide the learning rate by this on a plateau', type=float, bounds='[1, inf)')
+    # fit() counts down and divides once the count reaches 0, so 0 would act as 1
+    lr_patience: int = param(5, 'epochs without validation improvement before dividing the lr', bounds='[1, inf)')
 
 
 # The loop's flags that each approach shows among its own (clipgrad's default is the approach's)
@@ -83,6 +86,12 @@ class Appr:
         hparams.add_flags(parser, cls.Hyper)
 
     @classmethod
+    def settle(cls, hp, network_cls: type):
+        """hp with what the approach decides by the network filled in (hat-test's emb_init), before the network is
+        built: run.py saves these values with the results."""
+        return hp
+
+    @classmethod
     def parse_parameter(cls, values: list[str]) -> dict:
         """The named flags set by the original's --parameter a,b,...; a ValueError says what is wrong."""
         return hparams.parse_legacy(cls.Hyper, values)
@@ -92,6 +101,9 @@ class Appr:
         self.hp = self.Hyper() if hp is None else hp
         loop = loop or Loop()
         self.loop = dataclasses.replace(loop, clipgrad=self.clipgrad) if loop.clipgrad is None else loop
+        # As the flags check them: an approach built in code gets the same ranges
+        hparams.validate(self.hp)
+        hparams.validate(self.loop)
         self.context = context or Context()
         self.device = self.context.device
         self.log = self.context.log

@@ -20,7 +20,8 @@ class Appr(_base.Appr):
     @dataclass
     class Hyper:
         lamb: float = param(5000, 'how important the old tasks are, Eq. 3 of Kirkpatrick et al.', symbol='lambda',
-                            type=float, grid='500, 1000, 2000, 5000, 10000, 20000, 50000, best was 5000', legacy=True)
+                            type=float, bounds='[0, inf)',
+                            grid='500, 1000, 2000, 5000, 10000, 20000, 50000, best was 5000', legacy=True)
 
     checkpoint_attrs = ('old', 'fisher')
     clipgrad = 100  # ewc.py:11

@@ -30,12 +30,15 @@ class Appr(_base.Appr):
 
     @dataclass
     class Hyper:
-        lamb: float = param(0.75, 'the regularisation strength, Eq. 5', symbol='c',
+        lamb: float = param(0.75, 'the regularisation strength, Eq. 5', symbol='c', bounds='[0, inf)',
                             grid='0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 4', legacy=True)
-        smax: float = param(400, 'the largest gate temperature, Eq. 3', symbol='s_max', type=float,
+        # s anneals from 1/smax up to smax: below 1 it would fall, and the gates would end softer than they began
+        smax: float = param(400, 'the largest gate temperature, Eq. 3', symbol='s_max', type=float, bounds='[1, inf)',
                             grid='25, 50, 100, 200, 400, 800', legacy=True)
-        thres_cosh: float = param(50, 'clamp of s*e inside cosh in the compensation, Eq. 4', type=float)
-        thres_emb: float = param(6, 'embeddings are clamped to [-thres_emb, thres_emb]', type=float)
+        thres_cosh: float = param(50, 'clamp of s*e inside cosh in the compensation, Eq. 4', type=float,
+                                  bounds='(0, inf)')
+        thres_emb: float = param(6, 'embeddings are clamped to [-thres_emb, thres_emb]', type=float,
+                                 bounds='(0, inf)')
         monitor: bool = param(False, "save per-epoch losses, accuracies, regularisers and masks (the original "
                               "hat-test's logs) to --monitor-path after every task")
         monitor_path: Path | None = param(None, 'gzip pickle of the monitoring logs (default: <logs-dir>/<output '

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from approaches import hat
+import hparams
 from hparams import like
 from networks import alexnet_hat
 
@@ -39,7 +40,7 @@ class Appr(hat.Appr):
         settings = {}
         for name, value in zip(('lamb', 'smax'), values):
             if _is_number(value):
-                settings[name] = float(value)
+                settings[name] = hparams.parse_value(cls.Hyper, name, value)
             else:
                 settings['monitor_path'] = Path(value)
         if len(values) > 2 and not _is_number(values[2]):
@@ -48,8 +49,12 @@ class Appr(hat.Appr):
             settings['single_task'] = bool(int(float(values[3])))
         return settings
 
+    @classmethod
+    def settle(cls, hp, network_cls: type):
+        """emb_init by network where not given: the original's alexnet_hat_test drew U(0, 2), its mlp_hat N(0, 1)."""
+        if hp.emb_init is None:
+            hp = dataclasses.replace(hp, emb_init='uniform' if issubclass(network_cls, alexnet_hat.Net) else 'normal')
+        return hp
+
     def __init__(self, model, hp: Hyper | None = None, *args, **kwargs):
-        hp = hp or self.Hyper()
-        if hp.emb_init is None:  # the original's alexnet_hat_test drew U(0, 2), its mlp_hat N(0, 1)
-            hp = dataclasses.replace(hp, emb_init='uniform' if isinstance(model, alexnet_hat.Net) else 'normal')
-        super().__init__(model, hp, *args, **kwargs)
+        super().__init__(model, self.settle(hp or self.Hyper(), type(model)), *args, **kwargs)

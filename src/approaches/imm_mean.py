@@ -26,7 +26,7 @@ class Appr(_base.Appr):
     @dataclass
     class Hyper:
         # imm_mean.py:13 (the original's `regularizer`) and its grid, imm_mean.py:28
-        lamb: float = param(0.0001, LAMB_HELP, symbol='lambda', legacy=True,
+        lamb: float = param(0.0001, LAMB_HELP, symbol='lambda', bounds='[0, inf)', legacy=True,
                             grid='0.01, 0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.000001, best was 0.0001')
 
     checkpoint_attrs = ('old',)

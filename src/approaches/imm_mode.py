@@ -28,7 +28,7 @@ class Appr(imm_mean.Appr):
     @dataclass
     class Hyper(imm_mean.Appr.Hyper):
         # The original's default is 0.01 (imm_mode.py:13), although its grid comment says the best was 1 (line 29)
-        lamb: float = param(0.01, imm_mean.LAMB_HELP, symbol='lambda', legacy=True,
+        lamb: float = param(0.01, imm_mean.LAMB_HELP, symbol='lambda', bounds='[0, inf)', legacy=True,
                             grid='10, 1, 0.1, 0.01, 0.001, 0.0001, 0.00001, best was 1')
         apply_merge: bool = param(False, "apply the Fisher-weighted merge, which the original computed but never "
                                   "applied (off by default: the paper's numbers come without it)")

@@ -25,7 +25,7 @@ class Appr(_frozen.Appr):
     class Hyper:
         # The original lfl.py never read --parameter (its lamb was changed in the code for the grid search); here it
         # sets lamb, as for the other approaches
-        lamb: float = param(0.05, 'the weight of the feature-space penalty', symbol='lambda_e',
+        lamb: float = param(0.05, 'the weight of the feature-space penalty', symbol='lambda_e', bounds='[0, inf)',
                             grid='1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 5e-5, "best was 0.05, but none of them '
                             'really worked"', legacy=True)
 

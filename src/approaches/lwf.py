@@ -37,9 +37,9 @@ class Appr(_frozen.Appr):
     @dataclass
     class Hyper:
         lamb: float = param(2, 'the weight of the distillation loss', symbol='lambda_o', type=float,
-                            grid='0.1, 0.5, 1, 2, 4, 8, 10, best 2', legacy=True)
-        T: float = param(1, 'the distillation temperature', symbol='T', type=float, grid='0.5, 1, 2, 4, best 1',
-                         legacy=True)
+                            bounds='[0, inf)', grid='0.1, 0.5, 1, 2, 4, 8, 10, best 2', legacy=True)
+        T: float = param(1, 'the distillation temperature', symbol='T', type=float, bounds='(0, inf)',
+                         grid='0.5, 1, 2, 4, best 1', legacy=True)
 
     clipgrad = 100  # the original's default (lwf.py l.11)
 

@@ -39,7 +39,7 @@ class Appr(_base.Appr):
     class Hyper:
         generations: int = param(20, 'generations of the tournament per task, each training P = 2 paths for nepochs '
                                  '// generations epochs (fewer --nepochs than generations: nepochs generations of one '
-                                 'epoch)', type=utils.int_at_least(1), grid='5, 10, 20, 50, 100, 200, "best was 20"',
+                                 'epoch)', bounds='[1, inf)', grid='5, 10, 20, 50, 100, 200, "best was 20"',
                                  legacy=True)  # pathnet.py:26-29
 
     network_variant = 'pathnet'
@@ -50,8 +50,6 @@ class Appr(_base.Appr):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.hp.generations < 1:
-            raise ValueError('generations must be at least 1')
         self.initial_model = utils.get_model(self.model)
         self.path = None  # the path being trained, (L, N); None: each task's best path
 

@@ -4,12 +4,14 @@ Every loader's get() returns (data, taskcla, inputsize) in the original's layout
 'name', 'ncla' and 'train'/'valid'/'test' splits, each {'x': float tensor (N, C, H, W), 'y': long tensor (N,)}.
 """
 import gc
+import gzip
 import hashlib
 import json
 import math
 import mmap
 import pickle
 import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -317,44 +319,75 @@ def read_cifar(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torc
 # file shorter or longer than its images file fails where the tasks are split, in a traceback. So each file's header
 # is checked against the file's size, the images' size and the other file's count first, and a file that is not what
 # it says is named in one line. torchvision then reads the files as before: the same tensors.
+#
+# torchvision accepts a compressed .gz only when its md5 is the official archive's, and otherwise downloads it again:
+# the same data recompressed (Debian's dataset-fashion-mnist, a copy gunzipped and gzipped again) is refused offline.
+# So a .gz whose decompressed file is missing is decompressed here and its content checked as above (and its labels'
+# range), whatever its md5; only then is the decompressed file written beside it, where torchvision reads it.
 
 MNIST_SHAPE = (28, 28)  # the images of every data set of the family (MNIST, FashionMNIST, KMNIST)
+IDX_PREFIXES = ('train', 't10k')  # torchvision's names of the splits' files: <prefix>-images-idx3-ubyte, ...
+GZIP_MAGIC = b'\x1f\x8b'
 
 
-def _idx_sizes(path: Path, ndim: int) -> tuple[int, ...]:
-    """The sizes an idx file of unsigned bytes in `ndim` dimensions declares; a ValueError unless it holds them."""
+def _idx_files(folder: Path, prefix: str) -> tuple[Path, Path]:
+    """A split's decompressed images and labels files, as torchvision names them."""
+    return folder / f'{prefix}-images-idx3-ubyte', folder / f'{prefix}-labels-idx1-ubyte'
+
+
+def _gz(path: Path) -> Path:
+    return path.with_name(path.name + '.gz')
+
+
+def _idx_sizes(path: Path, ndim: int, content: bytes | None = None) -> tuple[int, ...]:
+    """The sizes an idx file of unsigned bytes in `ndim` dimensions declares; a ValueError unless it holds them.
+
+    `content`, when given, is what the file holds decompressed (path is then its .gz).
+    """
     header_size = 4 * (ndim + 1)  # magic 0x0000080N (unsigned bytes, N dimensions), then N big-endian sizes
-    size = path.stat().st_size
-    with open(path, 'rb') as f:
-        header = f.read(header_size)
+    if content is None:
+        size = path.stat().st_size
+        with open(path, 'rb') as f:
+            header = f.read(header_size)
+    else:
+        size, header = len(content), content[:header_size]
+    decompressed = '' if content is None else 'decompressed '
     if len(header) < header_size:
-        raise ValueError(f'is too short for an idx header ({size} bytes)')
+        raise ValueError(f'is too short for an idx header ({size} {decompressed}bytes)')
     magic, *sizes = struct.unpack(f'>{ndim + 1}I', header)
     if magic != 0x800 + ndim:
         raise ValueError(f'is not an idx file of unsigned bytes in {ndim} dimensions (magic number 0x{magic:08x}, '
                          f'expected 0x{0x800 + ndim:08x})')
     if size - header_size != math.prod(sizes):
-        raise ValueError(f"holds {size - header_size} bytes of data where its header declares "
+        raise ValueError(f"holds {size - header_size} bytes of {decompressed}data where its header declares "
                          f"{' x '.join(map(str, sizes))} = {math.prod(sizes)}")
     return tuple(sizes)
 
 
 def _corrupt_idx(dataset_cls, path: Path, problem) -> UserError:
-    return UserError(f'{dataset_cls.__name__} is corrupt: {path} {problem}; put an intact copy there ({path.name}.gz '
-                     f'from {dataset_cls.mirrors[0]}, decompressed), or delete it to have it downloaded again')
+    if path.suffix == '.gz':
+        advice = f'replace it with an intact copy (from {dataset_cls.mirrors[0]})'
+    else:
+        advice = f'put an intact copy there ({path.name}.gz from {dataset_cls.mirrors[0]}, decompressed)'
+    return UserError(f'{dataset_cls.__name__} is corrupt: {path} {problem}; {advice}, or delete it to have it '
+                     f'downloaded again')
 
 
-def _check_idx_pair(dataset_cls, images_file: Path, labels_file: Path) -> None:
-    """A one-line UserError naming the file unless the images file holds N 28x28 images and the labels file N."""
+def _check_idx_pair(dataset_cls, images_file: Path, labels_file: Path, contents: dict | None = None) -> None:
+    """A one-line UserError naming the file unless the images file holds N 28x28 images and the labels file N.
+
+    `contents` maps a .gz among the two to what it holds decompressed.
+    """
+    contents = contents or {}
     try:
-        count, *shape = _idx_sizes(images_file, 3)
+        count, *shape = _idx_sizes(images_file, 3, contents.get(images_file))
         if tuple(shape) != MNIST_SHAPE:
             raise ValueError(f"holds images of {'x'.join(map(str, shape))} pixels, expected "
                              f"{'x'.join(map(str, MNIST_SHAPE))}")
     except ValueError as e:
         raise _corrupt_idx(dataset_cls, images_file, e) from None
     try:
-        nlabels, = _idx_sizes(labels_file, 1)
+        nlabels, = _idx_sizes(labels_file, 1, contents.get(labels_file))
     except ValueError as e:
         raise _corrupt_idx(dataset_cls, labels_file, e) from None
     if nlabels != count:
@@ -362,15 +395,69 @@ def _check_idx_pair(dataset_cls, images_file: Path, labels_file: Path) -> None:
                                                      f'{images_file.name}')
 
 
+def _gunzip(path: Path) -> bytes:
+    """A .gz file's decompressed bytes; a ValueError saying what is wrong with it."""
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f'cannot be read ({e.strerror or e})') from None
+    if not blob.startswith(GZIP_MAGIC):  # gzip would read an empty file as empty data
+        raise ValueError('is not gzip data')
+    try:
+        return gzip.decompress(blob)
+    except EOFError:
+        raise ValueError(f'is truncated: its gzip data ends early ({len(blob)} bytes)') from None
+    except (gzip.BadGzipFile, zlib.error) as e:  # a wrong CRC or length, garbled deflate data, trailing garbage
+        raise ValueError(f'is corrupt gzip data ({first_line(e)})') from None
+
+
+def _decompress_idx(dataset_cls, folder: Path) -> None:
+    """Decompress each .gz in `folder` whose idx file is missing, once what it holds has passed the checks; a
+    one-line UserError naming the .gz otherwise. A split with a file missing in both forms is left to torchvision."""
+    nclasses = len(dataset_cls.classes)
+    for prefix in IDX_PREFIXES:
+        pair = _idx_files(folder, prefix)
+        if all(p.is_file() for p in pair) or not all(p.is_file() or _gz(p).is_file() for p in pair):
+            continue
+        sources = [p if p.is_file() else _gz(p) for p in pair]  # (images, labels), each decompressed or .gz
+        contents = {}
+        for source in sources:
+            if source.suffix == '.gz':
+                try:
+                    contents[source] = _gunzip(source)
+                except ValueError as e:
+                    raise _corrupt_idx(dataset_cls, source, e) from None
+        _check_idx_pair(dataset_cls, *sources, contents)
+        labels = contents.get(sources[1], b'')[8:]  # a decompressed labels file's labels, after its header
+        if labels and max(labels) >= nclasses:  # what no header can tell
+            raise _corrupt_idx(dataset_cls, sources[1], f'holds labels up to {max(labels)}, expected 0-{nclasses - 1}')
+        for source, content in contents.items():
+            target = source.with_suffix('')
+            try:
+                atomic_write(target, lambda f: f.write(content))
+            except OSError as e:
+                raise UserError(f'{dataset_cls.__name__}: cannot write {target.name}, decompressed from {source}, in '
+                                f'{folder}: {e.strerror or e}; make the folder writable, or put the decompressed '
+                                f'file there') from None
+
+
+def _missing_idx(folder: Path) -> str | None:
+    """Which of the four files are in `folder` in neither form, when some are there (None when all or none are)."""
+    files = [p for prefix in IDX_PREFIXES for p in _idx_files(folder, prefix)]
+    missing = [f'{p.name}.gz' for p in files if not p.is_file() and not _gz(p).is_file()]
+    return f'found no {", ".join(missing)}, compressed or not' if 0 < len(missing) < len(files) else None
+
+
 def read_mnist(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """An MNIST-family split (MNIST, FashionMNIST) as uint8 (N, 1, 28, 28) images and long labels, as torchvision
-    reads them, its idx files checked first; a one-line UserError naming a file that is not what it says it is."""
+    reads them, its idx files (or their .gz, decompressed) checked first; a one-line UserError naming a file that is
+    not what it says it is."""
     folder = root / dataset_cls.__name__ / 'raw'
-    prefix = 'train' if train else 't10k'  # torchvision's names of the decompressed files
-    images_file, labels_file = folder / f'{prefix}-images-idx3-ubyte', folder / f'{prefix}-labels-idx1-ubyte'
+    _decompress_idx(dataset_cls, folder)
+    images_file, labels_file = _idx_files(folder, 'train' if train else 't10k')
     if images_file.is_file() and labels_file.is_file():  # otherwise torchvision downloads them or says where to
         _check_idx_pair(dataset_cls, images_file, labels_file)
-    ds = load_torchvision(dataset_cls, root, train)
+    ds = load_torchvision(dataset_cls, root, train, _missing_idx(folder))
     images, labels = as_uint8_nchw(ds), as_labels(ds)
     if len(labels) and labels.max() >= len(ds.classes):  # what no header can tell
         raise _corrupt_idx(dataset_cls, labels_file, f'holds labels up to {int(labels.max())}, expected '
