@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds, e.g. 0-9 or 0,3,5-7 (default: %(default)s, the original's 10 runs)")
     p.add_argument('--grid', action='append', default=[], metavar='FLAG=V1,V2,...',
                    help="an approach flag and its values, e.g. lamb=0.5,0.75; repeat for a product grid")
-    p.add_argument('--name', type=result_name, help='the name results use instead of the approach\'s (the original work.py\'s resname)')
+    p.add_argument('--name', type=result_name,
+                   help='the name results use instead of the approach\'s (the original work.py\'s resname)')
     p.add_argument('--backend', choices=('local', 'slurm'), default='local', help='default: %(default)s')
     p.add_argument('--results-dir', type=Path, default=utils.RESULTS_DIR, help='default: res/')
     p.add_argument('--logs-dir', type=Path, default=utils.LOGS_DIR,
