@@ -18,7 +18,6 @@ import csv
 import gzip
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import matplotlib

@@ -124,18 +124,24 @@ def parse_args(argv: list[str] | None):
     if args.output is None:
         suffix = '_dryrun' if args.dry_run else ''
         args.output = args.results_dir / f'{args.experiment}_{args.approach}_{args.seed}{suffix}.txt'
-    check_output(Path(args.output))
+    check_outputs(args, approach.Appr.Hyper)
     return args, experiment, approach, network
 
 
-def check_output(output: Path) -> None:
-    """--output names a .txt file (its .pkl, logs and checkpoint take its name), not a folder."""
+def check_outputs(args, hyper: type) -> None:
+    """Before any work: --output names a .txt file (its .pkl, logs and checkpoint take its name), and neither it nor
+    a file an approach writes (a hyperparameter of type Path, e.g. hat's --monitor-path) is a folder."""
+    output = Path(args.output)
     if output.suffix != '.txt':
         raise utils.UserError(f"--output {output}: name a .txt file (the accuracy matrix, in the original's format; "
                               f"the .pkl beside it and the logs take its name)")
     for path in (output, results.pkl_path(output)):
         if path.is_dir():
             raise utils.UserError(f'--output {output}: {path} is a folder; name a .txt file')
+    for field in dataclasses.fields(hyper):
+        path = getattr(args, field.name)
+        if isinstance(path, Path) and (path.is_dir() or not path.name):
+            raise utils.UserError(f'{hparams.flag(field.name)} {path}: a folder; name a file')
 
 
 def experiment_options(experiment, args) -> dict:

@@ -513,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         state = standing(r)
         if state == 'finished':
             finished.append(r)
-        elif state is not None:
+            continue
+        if state is not None:
             conflicts.append(f'{r.output.name}: {state}')
             continue
         lock = files.OutputLock(r.output)

@@ -70,6 +70,9 @@ def parse_seed(text: str) -> int:
     return check_seed(value)
 
 
+MAX_SEEDS = 100_000  # what one --seeds may name (a range of billions would fill the memory before anything ran)
+
+
 def parse_seeds(text: str) -> list[int]:
     """An argparse type: '0-4,7' -> [0, 1, 2, 3, 4, 7] (ranges include both ends, as the original's); a malformed or
     empty range, or a seed outside numpy's range, is refused when the flags are parsed."""
@@ -84,6 +87,8 @@ def parse_seeds(text: str) -> list[int]:
         check_seed(high)
         if high < low:
             raise argparse.ArgumentTypeError(f"'{text}': the range {part} holds no seed (write it {high}-{low})")
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"'{text}': more than {MAX_SEEDS} seeds")
         seeds += range(low, high + 1)
     return seeds
 

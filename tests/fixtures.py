@@ -448,3 +448,18 @@ def write_result(output: Path, acc, tasks_done: int | None = None, dry_run: bool
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     results.save(Path(output), saved)
     return saved
+
+
+class StopAfter:
+    """Stands in for a signal: raises Interrupted right after the checkpoint of `tasks` finished tasks is saved."""
+
+    def __init__(self, tasks: int):
+        import checkpoints
+        self.tasks = tasks
+        self.save = checkpoints.save
+
+    def __call__(self, path, args, appr, progress):
+        self.save(path, args, appr, progress)
+        if progress['tasks_done'] == self.tasks:
+            import interrupts
+            raise interrupts.Interrupted('SIGTERM')

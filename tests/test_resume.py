@@ -17,26 +17,13 @@ import results
 import interrupts
 import utils
 from conftest import ROOT
-from fixtures import assert_one_line_error, cli, run_main
+from fixtures import StopAfter, assert_one_line_error, cli, run_main
 
 APPROACHES = utils.module_choices('approaches')
 
 # split_mnist: 5 tasks, so a run can stop with tasks done before and after it
 ARGV = ['--experiment', 'split_mnist', '--nepochs', '2', '--batch-size', '32']
 EXTRA = {'pathnet': ['--generations', '2']}
-
-
-class StopAfter:
-    """Stands in for a signal: raises Interrupted right after the checkpoint of `tasks` finished tasks is saved."""
-
-    def __init__(self, tasks: int):
-        self.tasks = tasks
-        self.save = checkpoints.save
-
-    def __call__(self, path, args, appr, progress):
-        self.save(path, args, appr, progress)
-        if progress['tasks_done'] == self.tasks:
-            raise interrupts.Interrupted('SIGTERM')
 
 
 @pytest.mark.parametrize('approach', APPROACHES)

@@ -25,7 +25,7 @@ import run
 import run_multi
 import utils
 from conftest import ROOT
-from fixtures import assert_one_line_error, cli, run_main
+from fixtures import StopAfter, run_main
 
 ARGV = ['--experiment', 'mnist2', '--approach', 'sgd', '--nepochs', '1', '--batch-size', '32']
 NAME = 'mnist2_sgd_0'
@@ -42,18 +42,6 @@ def call(data_dir: Path, folder: Path, *argv: str):
         return run_main(data_dir, folder, *argv)
     except utils.UserError as e:
         return e
-
-
-class StopAfter:
-    """Stands in for a signal: Interrupted right after the checkpoint of `tasks` finished tasks is saved."""
-
-    def __init__(self, tasks: int):
-        self.tasks, self.save = tasks, checkpoints.save
-
-    def __call__(self, path, args, appr, progress):
-        self.save(path, args, appr, progress)
-        if progress['tasks_done'] == self.tasks:
-            raise interrupts.Interrupted('SIGTERM')
 
 
 @pytest.fixture(scope='module')

@@ -180,6 +180,8 @@ def test_help_shows_the_bounds():
     (['--approach', 'hat', '--parameter', '0.75,0'], r"--parameter '0.75,0' \(hat\): smax must be in \[1, inf\)"),
     (['--approach', 'hat-test', '--parameter', '0.75,nan'], r'\(hat-test\): smax must be in \[1, inf\), got nan'),
     (['--approach', 'hat-test', '--parameter=-1,400'], r'\(hat-test\): lamb must be in \[0, inf\), got -1.0'),
+    (['--approach', 'hat-test', '--parameter', '0.75,400,log,inf'], r"single_task must be 0 or 1, got 'inf'"),
+    (['--approach', 'hat-test', '--parameter', '0.75,400,log,yes'], r"single_task must be 0 or 1, got 'yes'"),
 ])
 def test_named_examples_refused(argv, message):
     refused(run.parse_args, [*RUN, *argv], message)
@@ -194,6 +196,7 @@ def test_seed_and_pc_valid_ends_accepted():
 @pytest.mark.parametrize('parse,argv', [(run_multi.parse_args, SWEEP), (plot_results.parse_args, FORGETTING)])
 def test_seed_lists_refuse_seeds_outside_numpys_range(parse, argv):
     refused(parse, [*argv, '--seeds', f'0-{2**32}'], rf'argument --seeds: a seed must be in .* got {2**32}')
+    refused(parse, [*argv, '--seeds', f'0-{2**32 - 1}'], r'argument --seeds: .* more than 100000 seeds')
 
 
 ########################################################################################################################

@@ -45,8 +45,10 @@ class Appr(hat.Appr):
                 settings['monitor_path'] = Path(value)
         if len(values) > 2 and not _is_number(values[2]):
             settings['monitor_path'] = Path(values[2])
-        if len(values) > 3 and _is_number(values[3]):
-            settings['single_task'] = bool(int(float(values[3])))
+        if len(values) > 3:
+            if not (_is_number(values[3]) and float(values[3]) in (0, 1)):
+                raise ValueError(f"single_task must be 0 or 1, got '{values[3]}'")
+            settings['single_task'] = float(values[3]) == 1
         return settings
 
     @classmethod
