@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
         found = results.existing(args.output)
         previous = previous_results(args, found)
         if previous is not None:
-            print(f'{args.output} is finished already, with the same settings: nothing to resume')
+            print(f'{args.output} is finished already: nothing to resume (it was made with the same settings)')
             return previous
         # A run that replaces results writes under another name until it finishes: the old ones stay whole till then
         in_place = found.kind == 'none' or (found.kind == 'unfinished' and args.resume and not args.overwrite)

@@ -103,7 +103,7 @@ def test_rule1_allowed_cases(states, data_dir, tmp_path, capsys):
     shutil.copytree(states['finished'], folder)
     before = snapshot(folder)
     assert call(data_dir, folder, *ARGV, '--resume')['tasks_done'] == 2 and snapshot(folder) == before
-    assert 'finished already, with the same settings' in capsys.readouterr().out
+    assert 'finished already: nothing to resume (it was made with the same settings)' in capsys.readouterr().out
     folder = tmp_path / 'unfinished'
     shutil.copytree(states['unfinished'], folder)
     assert call(data_dir, folder, *ARGV, '--resume')['tasks_done'] == 2
