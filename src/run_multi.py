@@ -295,13 +295,25 @@ def packs(runs: list[Run], per_task: int) -> list[list[Run]]:
     return [runs[i:i + per_task] for i in range(0, len(runs), per_task)]
 
 
+def new_file(folder: Path, name: str, suffix: str) -> Path:
+    """folder/<name><suffix>, or <name>-2<suffix>, <name>-3<suffix>, ...: the first that does not exist, created empty
+    at once (so that two sweeps never take the same)."""
+    for k in itertools.count(1):
+        path = folder / f"{name}{'' if k == 1 else f'-{k}'}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
+
+
 def write_array(runs: list[Run], ntasks: int, args) -> Path:
     """A Slurm job array script of ntasks array tasks, each running --runs-per-task runs at once, and the file of the
     runs beside it: one per line, its output file then its run.py arguments (what scripts/run.sbatch reads)."""
     folder = args.logs_dir / 'slurm'
     folder.mkdir(parents=True, exist_ok=True)
     name = args.job_name
-    commands = folder / f'{name}.runs'
+    commands = new_file(folder, name, '.runs')  # never another sweep's, which its pending array tasks still read
     commands.write_text(''.join(shlex.join([str(r.log), *r.argv]) + '\n' for r in runs))
     options = [f'--job-name={name}', f'--array=0-{ntasks - 1}%{args.max_parallel}',
                f'--output={folder}/{name}_%A_%a.out', '--open-mode=append', '--requeue',
@@ -312,7 +324,7 @@ def write_array(runs: list[Run], ntasks: int, args) -> Path:
     if args.partition:
         options.append(f'--partition={args.partition}')
     options += args.sbatch_option
-    script = folder / f'{name}.sbatch'
+    script = commands.with_suffix('.sbatch')
     per_task = ('one per array task' if args.runs_per_task == 1 else
                 f'{args.runs_per_task} at once per array task')
     script.write_text('#!/bin/bash\n'

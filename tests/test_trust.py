@@ -251,6 +251,21 @@ def test_rule3_a_live_runs_console_log_is_never_truncated(data_dir, tmp_path):
     assert 'is being written by another run' in run_multi.last_line(r.log)
 
 
+def test_rule3_two_slurm_sweeps_never_share_a_runs_file(tmp_path, capsys):
+    """An array task reads its runs from the .runs file when it starts: a second sweep of the same job name writes
+    its own, and the first's pending tasks still read theirs."""
+    sweep = ['--approaches', 'sgd', '--seeds', '0', '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+             str(tmp_path / 'logs'), '--backend', 'slurm', '--write-only']
+    run_multi.main(['--experiments', 'mnist2', *sweep])
+    first = (tmp_path / 'logs' / 'slurm' / 'sweep.runs').read_bytes()
+    run_multi.main(['--experiments', 'pmnist', *sweep])
+    assert (tmp_path / 'logs' / 'slurm' / 'sweep.runs').read_bytes() == first
+    second = tmp_path / 'logs' / 'slurm' / 'sweep-2.sbatch'
+    assert 'pmnist_sgd_0' in second.with_suffix('.runs').read_text() and f'HAT_RUNS={second.with_suffix(".runs")}' \
+        in second.read_text()
+    assert f'sbatch {second}' in capsys.readouterr().out
+
+
 @pytest.mark.parametrize('argv,fragment', [
     (['--output', '{tmp}'], 'name a .txt file'),
     (['--output', '{tmp}/x.pkl'], 'name a .txt file'),
