@@ -271,10 +271,13 @@ def test_rule3_two_slurm_sweeps_never_share_a_runs_file(tmp_path, capsys):
     (['--output', '{tmp}/x.pkl'], 'name a .txt file'),
     (['--output', '{tmp}/folder.txt'], 'is a folder; name a .txt file'),
     (['--output', '{tmp}/x.txt/'], None),  # a path with a trailing slash names the folder x.txt, made below
+    (['--approach', 'hat', '--monitor', '--monitor-path', '{tmp}'], '--monitor-path {tmp}: a folder; name a file'),
+    (['--approach', 'hat-test', '--parameter', ','], '--monitor-path .: a folder'),  # the original's form: a path
 ])
 def test_rule5_run_output_paths_are_checked_before_any_work(tmp_path, argv, fragment):
     (tmp_path / 'folder.txt').mkdir()
     argv = [a.format(tmp=tmp_path) for a in argv]
+    fragment = fragment and fragment.format(tmp=tmp_path)
     if fragment is None:
         (tmp_path / 'x.txt').mkdir()
         fragment = 'is a folder'
