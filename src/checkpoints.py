@@ -18,9 +18,12 @@ NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cud
                  'overwrite', 'parameter')
 
 
+SUFFIX = '_checkpoint.pt'
+
+
 def path_for(logs_dir: Path, name: str) -> Path:
     """Where the run whose files are named `name` keeps the checkpoint of its last finished task."""
-    return Path(logs_dir) / (name + '_checkpoint.pt')
+    return Path(logs_dir) / (name + SUFFIX)
 
 
 def plain_args(args) -> dict:

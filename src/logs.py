@@ -5,6 +5,10 @@ from pathlib import Path
 
 import torch
 
+# What a run's logs in --logs-dir are named: the name of its results, then these
+EPOCH_LOG_SUFFIX = '.jsonl'  # the per-epoch JSON-lines log
+MONITOR_SUFFIX = '_masks.pkz'  # hat's monitoring log (--monitor), by default
+
 
 def human_format(num: float) -> str:
     """1234567 -> '1.2M'."""

@@ -143,7 +143,8 @@ def read(path: Path) -> Result:
     txt = Path(path).with_suffix('.txt')
     pkl = pkl_path(txt)
     if not txt.is_file():
-        raise UserError(f'missing result file {txt}' + (' (its .pkl is there: a damaged run?)' if pkl.is_file() else ''))
+        damaged = ' (its .pkl is there: a damaged run?)' if pkl.is_file() else ''
+        raise UserError(f'missing result file {txt}{damaged}')
     acc, marked = read_txt(txt)
     if not pkl.exists():  # the original's runs wrote the .txt alone, after every task
         untrained = [t for t in range(len(acc)) if not acc[t, :t + 1].any()]

@@ -23,8 +23,8 @@ import results
 import utils
 
 DRY_RUN_BATCHES = 3
-# What a run names after its results in --logs-dir besides its JSON-lines log (hat's monitoring log by default)
-RUN_LOG_SUFFIXES = ('.jsonl', '_checkpoint.pt', '_masks.pkz')
+# What a run names after its results in --logs-dir
+RUN_LOG_SUFFIXES = (logs.EPOCH_LOG_SUFFIX, checkpoints.SUFFIX, logs.MONITOR_SUFFIX)
 
 
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
@@ -211,6 +211,8 @@ def previous_results(args, found: results.Existing) -> dict | None:
                               f'them')
     result = found.result
     differ = checkpoints.differences(checkpoints.config_of(result.saved['args']), checkpoints.config(args))
+    if args.resume and result.finished and not differ:
+        return result.saved
     if result.dry_run and args.dry_run:
         return None  # scratch replaces scratch
     what = ('a dry run' if result.dry_run else 'a finished run' if result.finished else
@@ -220,7 +222,7 @@ def previous_results(args, found: results.Existing) -> dict | None:
                               f"{'' if result.finished else 'resume it with the same flags, or '}--overwrite "
                               f"replaces it")
     if args.resume:
-        return result.saved if result.finished else None
+        return None  # an unfinished run with the same settings: continued
     raise utils.UserError(f"{out} holds {what}; --resume {'returns' if result.finished else 'continues'} it, "
                           f"--overwrite replaces it")
 
@@ -302,7 +304,7 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     progress = {'tasks_done': 0, 'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
                 'lss': np.zeros((ntasks, ntasks), dtype=np.float32), 'seconds_per_task': [], 'seconds': 0.0,
                 'log_bytes': 0}
-    log = logs.EpochLog(args.logs_dir / (name + '.jsonl'), append=args.resume and ckpt.is_file(),
+    log = logs.EpochLog(args.logs_dir / (name + logs.EPOCH_LOG_SUFFIX), append=args.resume and ckpt.is_file(),
                         marks={'dry_run': True} if args.dry_run else None)
     appr = build_approach(approach, net, args, device, log, name)
     if args.resume:

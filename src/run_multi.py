@@ -34,7 +34,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-import checkpoints
 import files
 import interrupts
 import results
@@ -51,8 +50,7 @@ class Run:
     argv: list[str]
     output: Path
     log: Path  # the run's stdout and stderr
-    config: dict  # the settings its results will say they were made with (checkpoints.config)
-    overwrite: bool  # whether it replaces finished results (--overwrite after --)
+    args: argparse.Namespace  # run.py's parsed flags, as the run is launched (with --resume)
 
 
 # What the sweep sets for each run, and the flags of run_multi that set it: a flag after -- may not change them
@@ -95,7 +93,7 @@ def build_runs(args) -> list[Run]:
                     dry = run.parse_args(own + args.run_args)[0].dry_run
                     output = args.results_dir / f"{experiment}_{name}_{seed}{'_dryrun' if dry else ''}.txt"
                     own += ['--output', str(output)]
-                    full, alone = run.parse_args(own + args.run_args)[0], run.parse_args(own)[0]
+                    full, alone = run.parse_args(own + args.run_args + ['--resume'])[0], run.parse_args(own)[0]
             except utils.UserError as e:
                 raise utils.UserError(f'{experiment} {approach}: {e}') from None
             owned = {**IDENTITY, **{flag.replace('-', '_'): '--grid' for flag, _ in grid}}
@@ -104,8 +102,7 @@ def build_runs(args) -> list[Run]:
                 k = changed[0]
                 raise utils.UserError(f"the flags after -- set --{k.replace('_', '-')}, which the sweep sets for each "
                                       f"run (with {owned[k]}): a run's results must be what their name says")
-            runs.append(Run(own + args.run_args, output, args.logs_dir / (output.stem + '.out'),
-                            checkpoints.config(full), full.overwrite))
+            runs.append(Run(own + args.run_args, output, args.logs_dir / (output.stem + '.out'), full))
     outputs = [r.output for r in runs]
     if len(set(outputs)) < len(outputs):
         raise utils.UserError('two runs of the sweep would write the same results; use --name per approach')
@@ -500,17 +497,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def standing(r: Run) -> str | None:
-    """What a run's results path holds, for the sweep: 'finished' (with the run's settings: skipped), None (nothing,
-    an unfinished run with its settings, or anything under --overwrite: run it), or why run.py would refuse it."""
-    found = results.existing(r.output)
-    if found.kind == 'none' or r.overwrite:
-        return None
-    if found.kind == 'unverifiable':
-        return f'results that cannot be checked ({found.problem})'
-    differ = checkpoints.differences(checkpoints.config_of(found.result.saved['args']), r.config)
-    if differ:
-        return f"{'finished' if found.result.finished else 'unfinished'} with other settings ({', '.join(differ)})"
-    return 'finished' if found.kind == 'finished' else None
+    """What run.py, launched, would make of what is at a run's results path: 'finished' (returned as it is: skipped),
+    None (it runs), or its refusal."""
+    try:
+        return 'finished' if run.previous_results(r.args, results.existing(r.output)) is not None else None
+    except utils.UserError as e:
+        return str(e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             finished.append(r)
             continue
         if state is not None:
-            conflicts.append(f'{r.output.name}: {state}')
+            conflicts.append(state)
             continue
         lock = files.OutputLock(r.output)
         if not lock.acquire():

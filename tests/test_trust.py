@@ -210,7 +210,7 @@ def test_rule2_sweeps_count_only_finished_runs_of_their_settings(states, data_di
     shutil.copy(states['finished'] / 'res' / f'{NAME}.pkl', tmp_path / 'res' / f'{NAME}.pkl')
     assert run_multi.main(sweep + ['--', '--nepochs', '1', '--batch-size', '32']) == 0
     assert '1 finished before' in capsys.readouterr().out
-    for run_args, fragment in (([], 'finished with other settings (--batch-size, --nepochs)'),
+    for run_args, fragment in (([], 'holds a finished run made with other settings (--batch-size, --nepochs)'),
                                (['--nepochs', '1', '--batch-size', '32', '--lr', '0.1'], '(--lr)')):
         with pytest.raises(utils.UserError, match='1 of the sweep') as e:
             run_multi.main(sweep + ['--', *run_args])
@@ -324,7 +324,8 @@ def epochs_logged(log: Path, task: int) -> bool:
 def test_rule6_ctrl_c_on_a_run_and_on_a_sweep(data_dir, tmp_path):
     """Ctrl-C (SIGINT): one line with the resume hint, exit status 130, the checkpoint of the tasks finished, for a
     run and for a sweep (which passes it to its runs and waits for them to save)."""
-    folders = ['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs')]
+    folders = ['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
+               '--logs-dir', str(tmp_path / 'logs')]
     schedule = ['--nepochs', '2', '--batch-size', '16']
     single = start(tmp_path, str(ROOT / 'src' / 'run.py'), '--experiment', 'split_mnist', '--approach', 'sgd',
                    *folders, *schedule)

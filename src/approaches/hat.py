@@ -23,6 +23,7 @@ import torch
 from approaches import _base
 from hparams import param
 import files
+import logs
 
 
 class Appr(_base.Appr):
@@ -67,7 +68,8 @@ class Appr(_base.Appr):
                     emb.weight.uniform_(0, 2)
         self.monitor_path = None
         if self.hp.monitor:
-            self.monitor_path = self.hp.monitor_path or self.context.logs_dir / f'{self.context.name}_masks.pkz'
+            self.monitor_path = (self.hp.monitor_path or
+                                 self.context.logs_dir / (self.context.name + logs.MONITOR_SUFFIX))
             files.ensure_writable_dir(self.monitor_path.parent, 'monitoring logs')
         # The original hat-test's logs: per task, arrays over epochs, masks per layer (epoch -1: before training)
         self.logs = {k: {} for k in ('train_loss', 'train_acc', 'train_reg', 'valid_loss', 'valid_acc', 'valid_reg',
