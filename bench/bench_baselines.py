@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
 
-import metrics  # noqa: E402
+from analysis import metrics  # noqa: E402
+from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-import utils  # noqa: E402
 
 DEBIAN_FMNIST = Path('/usr/share/datasets/fashion-mnist')
 FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')

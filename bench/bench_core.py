@@ -36,12 +36,12 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import bench_speed  # noqa: E402  (bench/, this script's folder)
-import fixtures  # noqa: E402
-import run  # noqa: E402
-import utils  # noqa: E402
-from conftest import register_cifar_checksums  # noqa: E402
 from dataloaders import cifar  # noqa: E402
 from dataloaders._common import task_order  # noqa: E402
+from plumbing import utils  # noqa: E402
+import run  # noqa: E402
+from conftest import register_cifar_checksums  # noqa: E402
+import fixtures  # noqa: E402
 
 # Images per class of the official archives: CIFAR-10 and CIFAR-100 (train, test), 60000 images each
 CIFAR_PER_CLASS = {'train': (5000, 500), 'test': (1000, 100)}

@@ -41,9 +41,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed  # noqa: E402
-import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
+from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-import utils  # noqa: E402
+import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
 
 BATCH_FLOP_STEPS = 20  # timed training steps per repetition in section 2
 SECTIONS = ('graphs', 'end_to_end', 'step', 'full_task', 'modes', 'compile')  # 0 to 4, compile being 4's last two

@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT / 'bench'))
 
 import bench_baselines  # noqa: E402
 import bench_speed  # noqa: E402
-import metrics  # noqa: E402
+from analysis import metrics  # noqa: E402
+from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-import utils  # noqa: E402
 
 # (experiment, its flags, approach, network)
 RUNS = [('five_datasets', ['--datasets', 'fashion-mnist'], 'sgd', 'resnet18_reduced'),

@@ -39,10 +39,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-import fixtures  # noqa: E402
-import run  # noqa: E402
-import utils  # noqa: E402
 from dataloaders import _common, cifar  # noqa: E402
+from plumbing import utils  # noqa: E402
+import run  # noqa: E402
+import fixtures  # noqa: E402
 
 NCLASSES = 10
 TASKCLA = [(t, NCLASSES) for t in range(10)]

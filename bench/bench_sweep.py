@@ -48,10 +48,10 @@ import torch  # noqa: E402
 
 import bench_gpu  # noqa: E402
 import bench_speed  # noqa: E402
-import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
-import results  # noqa: E402
-import utils  # noqa: E402
+from analysis import results  # noqa: E402
 from dataloaders import cifar  # noqa: E402
+from plumbing import utils  # noqa: E402
+import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
 
 RUN_MULTI = bench_speed.ROOT / 'src' / 'run_multi.py'
 EXPERIMENT = 'cifar'

@@ -246,7 +246,7 @@ def stepped(model: torch.nn.Module, step: Callable[[], None], x: torch.Tensor, y
 def our_step(job: dict, approach: str) -> dict:
     """Our approach as run.py builds it, one train_epoch on BATCH samples of task 0 (after its pre_train hook)."""
     import run
-    import utils
+    from plumbing import utils
     args, experiment, module, network = run.parse_args(job['argv'][approach])
     utils.seed_everything(args.seed)
     data, taskcla, inputsize = experiment.get(Path(args.data_dir), seed=args.seed, fixed_order=args.fixed_order,

@@ -27,12 +27,8 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends import BackendFilter, backend_registry
 from matplotlib.figure import Figure
 
-import metrics
-import files
-import results
-import tables
-import utils
-from networks import _hat_analysis
+from analysis import hat_masks, metrics, results, tables
+from plumbing import files, utils
 
 REFERENCES = ('random', 'joint')  # the forgetting ratio's lower and upper references
 MARKERS = ['o', 'v', '^', '<', '>', 's', '*', 'd', 'x', '+', 'h']  # the original's, cycled
@@ -219,17 +215,17 @@ def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
         raise utils.UserError(f'{run_pkl}: cannot rebuild {network_name} from its inputsize and taskcla ({e})') \
             from None
     try:
-        cumulative, binary = _hat_analysis.after_each_task(logs)
+        cumulative, binary = hat_masks.after_each_task(logs)
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # a log of another layout
         raise utils.UserError(f"{pkz}: not a HAT monitoring log in run.py's layout ({type(e).__name__}: {e})") \
             from None
     if not cumulative:
         raise utils.UserError(f'{pkz}: no task completed yet')
-    units = _hat_analysis.units(net)
+    units = hat_masks.units(net)
     if any([m.size for m in cum] != units for cum in cumulative):
         raise utils.UserError(f'{pkz}: its masks do not fit {network_name} of {run_pkl} ({len(units)} gated layers '
                               f'of {units} units)')
-    return {**_hat_analysis.in_use(net, cumulative, threshold), 'binarised': binary, 'threshold': threshold,
+    return {**hat_masks.in_use(net, cumulative, threshold), 'binarised': binary, 'threshold': threshold,
             'task_names': logs.get('task_name', {})}
 
 

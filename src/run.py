@@ -12,15 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import checkpoints
-import hparams
+from analysis import results
 from approaches._base import Context, Loop
 from approaches._fast import Speed
-import files
-import interrupts
-import logs
-import results
-import utils
+from plumbing import checkpoints, files, hparams, interrupts, logs, utils
 
 DRY_RUN_BATCHES = 3
 # What a run names after its results in --logs-dir

@@ -436,7 +436,7 @@ def write_result(output: Path, acc, tasks_done: int | None = None, dry_run: bool
     """Results as run.py saves them (the .txt and the .pkl beside it), for a matrix given by hand: args are the
     saved arguments besides experiment, approach and seed (taken from the name <experiment>_<approach>_<seed>.txt
     where it has that form)."""
-    import results
+    from analysis import results
     acc = np.asarray(acc, dtype=np.float32)
     parts = Path(output).stem.split('_')
     named = ({'experiment': '_'.join(parts[:-2]), 'approach': parts[-2], 'seed': int(parts[-1])}
@@ -454,12 +454,12 @@ class StopAfter:
     """Stands in for a signal: raises Interrupted right after the checkpoint of `tasks` finished tasks is saved."""
 
     def __init__(self, tasks: int):
-        import checkpoints
+        from plumbing import checkpoints
         self.tasks = tasks
         self.save = checkpoints.save
 
     def __call__(self, path, args, appr, progress):
         self.save(path, args, appr, progress)
         if progress['tasks_done'] == self.tasks:
-            import interrupts
+            from plumbing import interrupts
             raise interrupts.Interrupted('SIGTERM')

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torchvision import datasets, transforms
 
-import fixtures
 from dataloaders import _common, cifar, five_datasets, mixture, mnist2, pmnist, split_fmnist, split_mnist
+from plumbing.utils import UserError
+import fixtures
 from fixtures import OFFLINE, assert_one_line_error, cli
-from utils import UserError
 
 
 def test_cifar_tasks_order_and_splits(data_dir):

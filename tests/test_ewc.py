@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import utils
 from approaches import _fisher, ewc
+from plumbing import utils
 from fixtures import LinearNet, hand_fisher, linear_problem, make_appr, placeholder_data, small_mlp, task_data
 
 

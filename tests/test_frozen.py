@@ -3,10 +3,10 @@ a frozen copy of the network as the previous task left it."""
 import pytest
 import torch
 
-import utils
 from approaches import lfl, lwf
-from fixtures import make_appr, two_task_data
 from networks import mlp, mlp_lfl
+from plumbing import utils
+from fixtures import make_appr, two_task_data
 
 # (approach, network, what its forward reads from the copy: as the extras hold it, and from a network)
 FROZEN = [(lwf.Appr, mlp.Net, lambda extras: extras['targets_old'][0], lambda net, x: net(x)[0]),

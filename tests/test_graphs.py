@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-import utils
 from approaches import _base, _fast
+from plumbing import utils
 from fixtures import run_small_cifar
 
 os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # deterministic cuBLAS, if CUDA starts after this

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import run
-import utils
 from approaches import hat, sgd
-from fixtures import make_appr, two_task_data
 from networks import alexnet_hat, mlp, mlp_hat
+from plumbing import utils
+import run
+from fixtures import make_appr, two_task_data
 
 
 def make_hat(net, **settings):

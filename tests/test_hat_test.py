@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import run
-import utils
 from approaches import hat_test
-from fixtures import make_appr
 from networks import alexnet_hat, mlp_hat
+from plumbing import utils
+import run
+from fixtures import make_appr
 
 
 def run_hat_test(data_dir, tmp_path, *argv):

@@ -3,10 +3,10 @@ defaults."""
 import pytest
 import torch
 
-import run
 from approaches import lfl
-from fixtures import make_appr
 from networks import alexnet, alexnet_lfl, mlp, mlp_lfl
+import run
+from fixtures import make_appr
 
 
 def make_lfl(net, **settings):

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-import utils
 from approaches import lwf
-from fixtures import make_appr, two_task_data
 from networks import mlp
+from plumbing import utils
+from fixtures import make_appr, two_task_data
 
 
 def make_lwf(net, **settings):

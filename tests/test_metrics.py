@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-import metrics
+from analysis import metrics
 from fixtures import HAT, HAT_CURVE, HAT_RHO, JOINT, RANDOM, T_975_4DOF  # a 3-task experiment, rho by hand
 
 

@@ -11,10 +11,10 @@ from PIL import Image
 from scipy.io import loadmat
 from torchvision import datasets, transforms
 
-import fixtures
 from dataloaders import _common, mixture
+from plumbing.utils import UserError
+import fixtures
 from fixtures import OFFLINE, assert_one_line_error, cli, run_main
-from utils import UserError
 
 ORDER_SEED_0 = ['facescrub', 'mnist', 'cifar100', 'notmnist', 'svhn', 'cifar10', 'traffic-signs', 'fashion-mnist']
 # Fixture sizes: (training set, test set) per data set

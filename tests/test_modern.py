@@ -5,7 +5,7 @@ AlexNet-like network, which the default refuses in one line naming them."""
 import numpy as np
 import pytest
 
-import utils
+from plumbing import utils
 from fixtures import assert_one_line_error, cli, run_main
 
 MODERN = ['split_cifar100', 'five_datasets', 'tinyimagenet']

@@ -13,10 +13,10 @@ from PIL import Image
 from torchvision import datasets, transforms
 from torchvision.datasets.folder import pil_loader
 
-import fixtures
 from dataloaders import _common, cifar, five_datasets, mixture, split_cifar100, tinyimagenet
+from plumbing.utils import Parser, UserError
+import fixtures
 from fixtures import OFFLINE
-from utils import Parser, UserError
 
 SEED0_ORDER_10 = [2, 8, 4, 9, 1, 6, 7, 3, 0, 5]  # sklearn.utils.shuffle(np.arange(10), random_state=0)
 

@@ -4,10 +4,10 @@ guarantee on them."""
 import pytest
 import torch
 
-import utils
 from approaches import hat, sgd
-from fixtures import make_appr, make_tasks
 from networks import alexnet_bn, alexnet_bn_hat, resnet18, resnet18_hat, resnet18_reduced, resnet18_reduced_hat
+from plumbing import utils
+from fixtures import make_appr, make_tasks
 
 TEN = [(t, 10) for t in range(10)]  # 10 tasks of 10 classes (CIFAR-100 split as GPM's)
 MODULES = [alexnet_bn, alexnet_bn_hat, resnet18, resnet18_hat, resnet18_reduced, resnet18_reduced_hat]

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import fixtures
-import utils
 from approaches import pathnet
-from fixtures import CIFAR_TASKCLA as CIFAR, draws, make_tasks, parameter_shapes as shapes
 from networks import alexnet_pathnet, mlp_pathnet
+from plumbing import utils
+import fixtures
+from fixtures import CIFAR_TASKCLA as CIFAR, draws, make_tasks, parameter_shapes as shapes
 
 
 class Records:

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from analysis import hat_masks
+from networks import alexnet_hat
 import plot_results
+from plumbing import utils
 import run
-import utils
 from conftest import ROOT
-from networks import _hat_analysis, alexnet_hat
 from fixtures import HAT, HAT_CURVE, JOINT, RANDOM, T_975_4DOF, write_result  # the 3-task experiment, its rho
 
 
@@ -406,9 +407,9 @@ def test_curves_figure(tmp_path):
 
 
 def test_best_epoch_is_the_loops():
-    assert _hat_analysis.best_epoch([0.5, 0.3, 0.3, 0.4]) == 1  # the first of equal losses: kept on strictly lower
-    assert _hat_analysis.best_epoch([np.nan, 0.2]) == 1
-    assert _hat_analysis.best_epoch([]) == -1  # untrained (single-task mode): the initial weights
+    assert hat_masks.best_epoch([0.5, 0.3, 0.3, 0.4]) == 1  # the first of equal losses: kept on strictly lower
+    assert hat_masks.best_epoch([np.nan, 0.2]) == 1
+    assert hat_masks.best_epoch([]) == -1  # untrained (single-task mode): the initial weights
 
 
 @pytest.fixture(scope='module')
@@ -439,7 +440,7 @@ def test_masks_of_a_real_hat_test_run(hat_test_run, tmp_path, capsys):
     after1 = [np.maximum(logs['mask_pre'][1][k], logs['mask'][1][k][best]) > 0.5 for k in (0, 1)]
     np.testing.assert_allclose(data['unit_use'][:, 1], [a.mean() for a in after1])
     # The same rebuild for task 0 reproduces the cumulative mask HAT itself logged before task 1
-    rebuilt = _hat_analysis.cumulative_after({**logs, 'mask_pre': {0: logs['mask_pre'][0]}}, 0)
+    rebuilt = hat_masks.cumulative_after({**logs, 'mask_pre': {0: logs['mask_pre'][0]}}, 0)
     for k in (0, 1):
         np.testing.assert_array_equal(rebuilt[k], logs['mask_pre'][1][k].ravel())
     # Weights: fc1 (the first layer) follows its output units; fc2's weight is used where both its units are

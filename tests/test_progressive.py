@@ -3,11 +3,11 @@ tasks answer never changes."""
 import pytest
 import torch
 
-import utils
 from approaches import progressive
+from networks import alexnet_progressive, mlp_progressive
+from plumbing import utils
 import fixtures
 from fixtures import CIFAR_TASKCLA as CIFAR, draws, make_tasks, parameter_shapes as shapes
-from networks import alexnet_progressive, mlp_progressive
 
 
 def make_appr(net, **settings):

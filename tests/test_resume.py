@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import files
-import results
-import interrupts
-import utils
+from analysis import results
+from plumbing import checkpoints, files, interrupts, utils
 from conftest import ROOT
 from fixtures import StopAfter, assert_one_line_error, cli, run_main
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import utils
+from plumbing import checkpoints, utils
 from conftest import ROOT
 from fixtures import OFFLINE, assert_one_line_error, cli, run_main
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from analysis import results
+from plumbing import files, utils
 import run
 import run_multi
-import files
-import results
-import utils
+from sweeps import grid, local, mps
 from conftest import ROOT
 
 TINY = ['--', '--nepochs', '1', '--batch-size', '32']
@@ -105,28 +105,28 @@ def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data
 
 def test_worker_env_pins_the_gpu_or_the_mps_daemon(monkeypatch):
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1')
-    env = run_multi.worker_env('1', 3)
+    env = local.worker_env('1', 3)
     assert env['CUDA_VISIBLE_DEVICES'] == '1' and env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == '3'
     mps = {'CUDA_MPS_PIPE_DIRECTORY': '/x/pipe', 'CUDA_MPS_LOG_DIRECTORY': '/x/log'}
-    client = run_multi.worker_env('1', 3, mps)
+    client = local.worker_env('1', 3, mps)
     assert 'CUDA_VISIBLE_DEVICES' not in client and client['CUDA_MPS_PIPE_DIRECTORY'] == '/x/pipe'
-    cpu = run_multi.worker_env(None, 2)
+    cpu = local.worker_env(None, 2)
     assert cpu['CUDA_VISIBLE_DEVICES'] == '0,1' and cpu['OMP_NUM_THREADS'] == '2'
 
 
 def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
     env, record = fake_mps(tmp_path)
     monkeypatch.setenv('PATH', env['PATH'])
-    with run_multi.MPSDaemons(['2', '5']) as mps:
-        pipes = [mps.client_env(g)['CUDA_MPS_PIPE_DIRECTORY'] for g in ('2', '5')]
+    with mps.MPSDaemons(['2', '5']) as daemons:
+        pipes = [daemons.client_env(g)['CUDA_MPS_PIPE_DIRECTORY'] for g in ('2', '5')]
         assert all(Path(p).is_dir() for p in pipes) and pipes[0] != pipes[1]
     assert not any(Path(p).exists() for p in pipes)
     assert record.read_text().splitlines() == [f'call [-d] gpu=2 pipe={pipes[0]}', f'call [-d] gpu=5 pipe={pipes[1]}',
                                                f'call [] gpu= pipe={pipes[0]}', 'quit', f'call [] gpu= pipe={pipes[1]}',
                                                'quit']
     monkeypatch.setenv('PATH', str(tmp_path / 'nowhere'))
-    with run_multi.MPSDaemons(['0']) as mps:
-        assert mps.client_env('0') is None
+    with mps.MPSDaemons(['0']) as daemons:
+        assert daemons.client_env('0') is None
     assert 'nvidia-cuda-mps-control is not installed here' in capsys.readouterr().out
     refusing = tmp_path / 'refusing'
     refusing.mkdir()
@@ -134,15 +134,15 @@ def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
                                                       'echo "An instance is already running" >&2\nexit 1\n')
     (refusing / 'nvidia-cuda-mps-control').chmod(0o755)
     monkeypatch.setenv('PATH', str(refusing))
-    with run_multi.MPSDaemons(['0']) as mps:
-        assert mps.client_env('0') is None
+    with mps.MPSDaemons(['0']) as daemons:
+        assert daemons.client_env('0') is None
     assert ('--mps: the MPS control daemon did not start for GPU 0 (An instance is already running): its runs go '
             'without MPS') in capsys.readouterr().out
 
 
 def test_local_plan_splits_gpus_and_cpus(monkeypatch, capsys):
-    monkeypatch.setattr(run_multi, 'usable_cpus', lambda: 16)
-    plan = lambda runs, **flags: run_multi.local_plan([None] * runs, argparse.Namespace(**{  # noqa: E731
+    monkeypatch.setattr(local, 'usable_cpus', lambda: 16)
+    plan = lambda runs, **flags: local.local_plan([None] * runs, argparse.Namespace(**{  # noqa: E731
         'gpus': '0,1', 'workers': None, 'runs_per_gpu': None, 'threads': None, **flags}))
     assert plan(10) == (['0', '1'], 2, 8)
     assert plan(10, runs_per_gpu=4) == (['0', '1'], 8, 2)
@@ -174,13 +174,13 @@ def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir):
 
 
 def test_parsing_helpers():
-    assert run_multi.parse_grid(['lamb=0.5,1', '--smax=25']) == [('lamb', ['0.5', '1']), ('smax', ['25'])]
+    assert grid.parse_grid(['lamb=0.5,1', '--smax=25']) == [('lamb', ['0.5', '1']), ('smax', ['25'])]
     with pytest.raises(argparse.ArgumentTypeError, match='use numbers and ranges'):
         utils.parse_seeds('a-b')
     with pytest.raises(argparse.ArgumentTypeError, match='the range 5-3 holds no seed'):
         utils.parse_seeds('0,5-3')
     with pytest.raises(utils.UserError, match='flag=value'):
-        run_multi.parse_grid(['lamb'])
+        grid.parse_grid(['lamb'])
 
 
 SLURM_WRITE = ['--backend', 'slurm', '--write-only']

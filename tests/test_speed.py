@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from approaches import _base, hat
-from fixtures import run_main, run_small_cifar
 from networks import _hat, alexnet
+from fixtures import run_main, run_small_cifar
 
 def plain_evaluate(self, task, x, y):
     """The original's evaluation: batches taken by index tensors, autograd recording, each batch's loss, hits and

@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import checkpoints
-import files
-import interrupts
+from analysis import results
 import plot_results
-import results
+from plumbing import checkpoints, files, interrupts, utils
 import run
 import run_multi
-import utils
+from sweeps import grid, local
 from conftest import ROOT
 from fixtures import StopAfter, run_main
 
@@ -242,13 +240,13 @@ def test_rule3_a_live_runs_console_log_is_never_truncated(data_dir, tmp_path):
                                  str(tmp_path / 'logs'), '--gpus', '', '--', '--nepochs', '1'])
     (tmp_path / 'res').mkdir()
     (tmp_path / 'logs').mkdir()
-    [r] = run_multi.build_runs(args)
+    [r] = grid.build_runs(args)
     r.log.write_text('the live run has written this so far\n')
     with files.OutputLock(r.output):
-        failed = run_multi.run_local([r], args)
+        failed = local.run_local([r], args)
     text = r.log.read_text()
     assert failed == [r] and text.startswith('the live run has written this so far\n') and '\0' not in text
-    assert 'is being written by another run' in run_multi.last_line(r.log)
+    assert 'is being written by another run' in local.last_line(r.log)
 
 
 def test_rule3_two_slurm_sweeps_never_share_a_runs_file(tmp_path, capsys):

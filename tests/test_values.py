@@ -10,16 +10,15 @@ import sys
 
 import pytest
 
-import hparams
-import plot_results
-import run
-import run_multi
-import utils
 from approaches import hat, random, sgd
 from approaches._base import Loop
+from networks import mlp, mlp_hat
+import plot_results
+from plumbing import hparams, utils
+import run
+import run_multi
 from conftest import ROOT
 from fixtures import assert_one_line_error, cli, make_appr
-from networks import mlp, mlp_hat
 
 APPROACHES = utils.module_choices('approaches')
 RUN = ['--experiment', 'mnist2']

@@ -18,11 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import hparams
 from approaches._fast import FastPath, Speed
-from hparams import param
-import logs
-import utils
+from plumbing import hparams, logs, utils
+from plumbing.hparams import param
 
 
 @dataclass

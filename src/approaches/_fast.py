@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from utils import UserError, first_line
+from plumbing.utils import UserError, first_line
 
 WARMUP_CALLS = 2  # eager calls before capturing: cuBLAS and cuDNN set up their handles and workspaces lazily
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _base, _fisher
-from hparams import param
+from plumbing.hparams import param
 
 
 class Appr(_base.Appr):

@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from approaches import _base
-from hparams import param
-import files
-import logs
+from plumbing import files, logs
+from plumbing.hparams import param
 
 
 class Appr(_base.Appr):

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from approaches import hat
-import hparams
-from hparams import like
 from networks import alexnet_hat
+from plumbing import hparams
+from plumbing.hparams import like
 
 
 def _is_number(value: str) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _base
-from hparams import param
+from plumbing.hparams import param
 
 
 LAMB_HELP = "the strength of the L2 transfer towards the previous task's weights"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _fisher, imm_mean
-from hparams import param
+from plumbing.hparams import param
 
 
 class Appr(imm_mean.Appr):

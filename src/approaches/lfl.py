@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _frozen
-from hparams import param
+from plumbing.hparams import param
 
 
 def feature_penalty(features: torch.Tensor, features_old: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _frozen
-from hparams import param
+from plumbing.hparams import param
 
 
 def distillation(outputs: torch.Tensor, targets: torch.Tensor, T: float = 1, eps: float = 1e-5) -> torch.Tensor:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from approaches import _base
-from hparams import param
-import utils
+from plumbing import utils
+from plumbing.hparams import param
 
 
 class Appr(_base.Appr):

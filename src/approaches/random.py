@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from approaches import _base
-from hparams import param
+from plumbing.hparams import param
 
 
 class Appr(_base.Appr):

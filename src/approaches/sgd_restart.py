@@ -1,7 +1,7 @@
 """SGD-R: re-initialise the network before each task, so each task is learned from scratch (the original's
 sgd_restart; earlier tasks' heads are re-initialised too, as there)."""
 from approaches import _base
-import utils
+from plumbing import utils
 
 
 class Appr(_base.Appr):

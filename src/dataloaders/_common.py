@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from files import atomic_write
-from utils import UserError, first_line
+from plumbing.files import atomic_write
+from plumbing.utils import UserError, first_line
 
 # Bump when what a cache holds or how it is computed changes: older caches are then rebuilt.
 CACHE_FORMAT = 1

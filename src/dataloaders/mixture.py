@@ -16,7 +16,7 @@ import torch
 from dataloaders import cifar
 from dataloaders._common import (cached, normalise, read_torchvision, source_files, split_valid, task_order,
                                  taskcla_of)
-from utils import UserError, first_line
+from plumbing.utils import UserError, first_line
 
 INPUTSIZE = [3, 32, 32]
 DEFAULT_NETWORK = 'alexnet'

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dataloaders import cifar
 from dataloaders._common import normalised_source, split_classes, task_order, taskcla_of
-from utils import UserError
+from plumbing.utils import UserError
 
 INPUTSIZE = [3, 32, 32]
 DEFAULT_NETWORK = 'alexnet_bn'  # GPM's 5-layer AlexNet with batch normalisation

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dataloaders._common import cached, normalise, split_classes, task_order, taskcla_of
-from utils import UserError, first_line
+from plumbing.utils import UserError, first_line
 
 INPUTSIZE = [3, 64, 64]
 DEFAULT_NETWORK = 'resnet18_reduced'

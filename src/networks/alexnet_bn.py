@@ -24,7 +24,7 @@ import torch
 
 from networks._common import compute_conv_output_size, heads
 from networks.alexnet import MaxPool2d
-from utils import UserError
+from plumbing.utils import UserError
 
 VARIANT = None  # the approaches it serves: their Appr.network_variant
 LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')  # GPM's names, hence the state_dict keys

@@ -10,8 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-import files
-from utils import UserError, first_line
+from plumbing import files
+from plumbing.utils import UserError, first_line
 
 DRY_RUN_MARK = 'dry run (run.py --dry-run): a check of a set-up, not a result'  # the .txt's first line, after '# '
 _NUMBER = re.compile(r'\d+\.\d{4}')  # np.savetxt's '%.4f' of an accuracy in [0, 1], as the original writes it

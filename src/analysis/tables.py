@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-import metrics
+from analysis import metrics
 
 FINAL = ('acc_final', 'bwt', 'forgetting', 'rho')  # the columns after the accuracy per number of tasks
 COLUMN_TITLES = {'acc_final': 'final acc', 'bwt': 'BWT', 'forgetting': 'forgetting', 'rho': 'rho'}

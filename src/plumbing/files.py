@@ -6,7 +6,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from utils import UserError
+from plumbing.utils import UserError
 
 
 def atomic_write(path: Path, write) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interrupts import CTRL_C_EXIT, Interrupted
+from plumbing.interrupts import CTRL_C_EXIT, Interrupted
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository root, whatever the working directory
+ROOT = Path(__file__).resolve().parents[2]  # the repository root, whatever the working directory
 DATA_DIR = ROOT / 'dat'
 RESULTS_DIR = ROOT / 'res'
 LOGS_DIR = ROOT / 'logs'

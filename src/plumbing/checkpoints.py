@@ -5,8 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import files
-import utils
+from plumbing import files, utils
 
 FORMAT = 2  # bump when what save() writes changes (2: the approaches and networks were redesigned; their
 # frozen copies, pickled whole, would not run under the new classes)
