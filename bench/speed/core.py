@@ -9,9 +9,9 @@
    and CIFAR-100 written in their real on-disk format (random content) to a temporary folder; checks that both give
    bitwise-identical tensors, and measures the build's peak memory in a fresh process.
 
-    python bench/bench_core.py                        (both parts; a few minutes on a 2-core CPU)
-    python bench/bench_core.py --skip-cache --steps 40 --repeats 9
-    python bench/bench_core.py --skip-train --subset 10000
+    python bench/speed/core.py                        (both parts; a few minutes on a 2-core CPU)
+    python bench/speed/core.py --skip-cache --steps 40 --repeats 9
+    python bench/speed/core.py --skip-train --subset 10000
 
 The machine may be shared: compare the ratios (fraction of the matmul rate, speed-up), not the seconds.
 """
@@ -24,28 +24,29 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'src'))
-sys.path.insert(0, str(ROOT / 'tests'))
 # Before torch loads the profiler: otherwise kineto logs a GPU-probe error on CPU-only machines
 os.environ.setdefault('KINETO_LOG_LEVEL', '5')
 
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # started as a script: bench.common is found from the repository root
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
+common.add_src_path()
+
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-import bench_speed  # noqa: E402  (bench/, this script's folder)
 from dataloaders import cifar  # noqa: E402
 from dataloaders._common import task_order  # noqa: E402
 from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-from conftest import register_cifar_checksums  # noqa: E402
-import fixtures  # noqa: E402
 
 # Images per class of the official archives: CIFAR-10 and CIFAR-100 (train, test), 60000 images each
 CIFAR_PER_CLASS = {'train': (5000, 500), 'test': (1000, 100)}
 TRAIN_TASK = 1  # trained after task 0, so mask_pre/mask_back exist and the gradients are masked
+MATMUL_REPS = 3  # timings of the matmul reference per repeat, their median kept
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,13 +74,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def header(title: str) -> None:
-    """A section title."""
-    print('=' * 100)
-    print(title)
-    print('=' * 100)
-
-
 ########################################################################################################################
 # 1. Training throughput
 
@@ -100,16 +94,6 @@ def build_hat():
 def random_task(n: int, ncla: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n CIFAR-shaped normalised-looking images and labels of a task with ncla classes."""
     return torch.randn(n, *cifar.INPUTSIZE), torch.randint(0, ncla, (n,))
-
-
-def time_matmul(a: torch.Tensor, reps: int = 3) -> float:
-    """Median seconds of one a @ a."""
-    times = []
-    for _ in range(reps):
-        clock = time.perf_counter()
-        torch.mm(a, a)
-        times.append(time.perf_counter() - clock)
-    return statistics.median(times)
 
 
 def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, flops: int, matmul: float,
@@ -143,7 +127,7 @@ def profile_breakdown(appr, x: torch.Tensor, y: torch.Tensor, step_s: float, flo
 
 def bench_train(args: argparse.Namespace) -> None:
     """HAT training steps per second and their FLOP rate, as a fraction of the dense-matmul rate."""
-    header('1. HAT training throughput (alexnet_hat, CIFAR shapes) vs dense matmul')
+    common.Report().header('1. HAT training throughput (alexnet_hat, CIFAR shapes) vs dense matmul')
     hat_args, network_name, taskcla, appr = build_hat()
     batch = hat_args.batch_size
     n = batch * args.steps
@@ -160,9 +144,9 @@ def bench_train(args: argparse.Namespace) -> None:
     appr.post_train(0, None)
     appr.train_epoch(TRAIN_TASK, x, y)  # warm-up of the masked path
     a = torch.randn(args.mm_size, args.mm_size)
-    time_matmul(a)  # warm-up
+    common.matmul_seconds(a, MATMUL_REPS)  # warm-up
 
-    flops = bench_speed.step_flops(appr, TRAIN_TASK, x[:batch], y[:batch])
+    flops = common.step_flops(appr, TRAIN_TASK, x[:batch], y[:batch])
     mm_flops = 2 * args.mm_size ** 3
     epoch_s, mm_s = [], []
     # Interleaved, so that training and the reference see the same load on a shared machine
@@ -170,7 +154,7 @@ def bench_train(args: argparse.Namespace) -> None:
         clock = time.perf_counter()
         appr.train_epoch(TRAIN_TASK, x, y)
         epoch_s.append(time.perf_counter() - clock)
-        mm_s.append(time_matmul(a))
+        mm_s.append(common.matmul_seconds(a, MATMUL_REPS))
     fractions = [flops * args.steps / e / (mm_flops / m) for e, m in zip(epoch_s, mm_s)]
     step_s = statistics.median(epoch_s) / args.steps
     achieved = flops / step_s
@@ -235,8 +219,7 @@ def _status_kib(field: str) -> int:
 
 def peak_build_child(data_dir: Path, md5: dict) -> tuple[int, int, int]:
     """In a fresh process: (RSS before, peak RSS after cifar._build, bytes of the tensors it returned), in bytes."""
-    with pytest.MonkeyPatch.context() as mp:
-        register_cifar_checksums(mp, md5)  # imports torchvision.datasets too, before the baseline
+    with common.fixture_checksums(md5):  # imports torchvision.datasets too, before the baseline
         before = _status_kib('VmRSS')
         tensors = cifar._build(data_dir)
         peak = _status_kib('VmHWM')
@@ -245,14 +228,14 @@ def peak_build_child(data_dir: Path, md5: dict) -> tuple[int, int, int]:
 
 def bench_cache(args: argparse.Namespace, tmp: Path) -> None:
     """cifar._build against decoding one image at a time, with an equality check and the build's peak memory."""
-    header('2. CIFAR cache build (dataloaders.cifar._build) vs decoding one image at a time (the original\'s way)')
+    common.Report().header('2. CIFAR cache build (dataloaders.cifar._build) vs decoding one image at a time '
+                           '(the original\'s way)')
     clock = time.perf_counter()
-    md5 = fixtures.write_cifar(tmp, train_per_class=CIFAR_PER_CLASS['train'],
+    md5 = common.fixtures.write_cifar(tmp, train_per_class=CIFAR_PER_CLASS['train'],
                                test_per_class=CIFAR_PER_CLASS['test'])
     print(f'wrote full-size CIFAR-10 and CIFAR-100 (random content, official file format) to a temporary folder '
           f'in {time.perf_counter() - clock:.1f} s')
-    with pytest.MonkeyPatch.context() as mp:
-        register_cifar_checksums(mp, md5)
+    with common.fixture_checksums(md5):
         clock = time.perf_counter()
         fast = cifar._build(tmp)
         fast_s = time.perf_counter() - clock
@@ -286,13 +269,13 @@ def main() -> None:
     """Run the selected parts."""
     args = parse_args()
     # Other processes' load changes every number here: shown so that runs can be compared
-    print('load average (1, 5, 15 min) at start: {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg()))
+    print(f'load average (1, 5, 15 min) at start: {common.load_average()}')
     if not args.skip_train:
         bench_train(args)
     if not args.skip_cache:
         with tempfile.TemporaryDirectory(prefix='bench_core_') as tmp:
             bench_cache(args, Path(tmp))
-    print('load average (1, 5, 15 min) at end:   {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg()))
+    print(f'load average (1, 5, 15 min) at end:   {common.load_average()}')
 
 
 if __name__ == '__main__':

@@ -3,52 +3,39 @@
 Prints, per approach, the average accuracy after the last task (ACC) and the backward transfer (BWT: the mean change
 of each earlier task's accuracy from just after learning it to the end; negative = forgetting), mean +- std over
 seeds. The real images come from Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist),
-copied into <data-dir>/FashionMNIST/raw/ where torchvision looks for them.
+its .gz files copied into <data-dir>/FashionMNIST/raw/, where the loader checks and decompresses them.
 
-    python bench/bench_baselines.py                                   (all approaches, seeds 0 1, 3 epochs)
-    python bench/bench_baselines.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
+    python bench/tables/approaches.py                                 (all approaches, seeds 0 1, 3 epochs)
+    python bench/tables/approaches.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
 
 Runs are started with --resume: a finished run's results are reused, an interrupted one continues.
 """
 import argparse
 import contextlib
-import gzip
-import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # started as a script: bench.common is found from the repository root
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'src'))
+common.add_src_path()
+
+import numpy as np  # noqa: E402
 
 from analysis import metrics  # noqa: E402
 from plumbing import utils  # noqa: E402
 import run  # noqa: E402
 
-DEBIAN_FMNIST = Path('/usr/share/datasets/fashion-mnist')
-FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 # Pathnet trains nepochs // generations epochs per generation: with a few epochs it needs fewer generations to train
 # at all (the paper's 20 generations need nepochs >= 20)
 EXTRA = {'pathnet': lambda nepochs: ['--generations', str(nepochs)]}
 
 
-def prepare_data(data_dir: Path) -> None:
-    """Put the Debian package's Fashion-MNIST, decompressed, where torchvision reads it."""
-    raw = data_dir / 'FashionMNIST' / 'raw'
-    if all((raw / f).is_file() for f in FILES):
-        return
-    if not all((DEBIAN_FMNIST / (f + '.gz')).is_file() for f in FILES):
-        sys.exit(f'error: Fashion-MNIST not found in {raw} nor in {DEBIAN_FMNIST}; '
-                 f'apt-get install dataset-fashion-mnist, or put {", ".join(FILES)} in {raw}')
-    raw.mkdir(parents=True, exist_ok=True)
-    for f in FILES:
-        with gzip.open(DEBIAN_FMNIST / (f + '.gz'), 'rb') as src, open(raw / f, 'wb') as dst:
-            shutil.copyfileobj(src, dst)
-
-
 def main() -> None:
+    """Run every approach on split Fashion-MNIST, seed by seed, and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--approaches', default=','.join(utils.module_choices('approaches')))
     p.add_argument('--seeds', default='0,1')
@@ -59,7 +46,7 @@ def main() -> None:
     args = p.parse_args()
     approaches = args.approaches.split(',')
     seeds = [int(s) for s in args.seeds.split(',')]
-    prepare_data(args.data_dir)
+    common.prepare_fashion_mnist(args.data_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     table = {}
@@ -86,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    utils.run_cli(main)

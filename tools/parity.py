@@ -1,13 +1,13 @@
 """Parity with the original code (github.com/joansj/hat): the same data, the same training step, the same matrices.
 
-    python bench/parity.py --original ~/hat            (a checkout of the original; about 11 minutes on 2 CPU cores)
-    python bench/parity.py --original ~/hat --experiments cifar --approaches hat,sgd --nepochs 3 --out parity.md
+    python tools/parity.py --original ~/hat            (a checkout of the original; about 11 minutes on 2 CPU cores)
+    python tools/parity.py --original ~/hat --experiments cifar --approaches hat,sgd --nepochs 3 --out parity.md
 
 The original's src/ is copied to a temporary folder and edited there, mechanically, so that it runs on CPU under
 current torch and numpy (the edits are printed with how many places each changed; none touches an algorithm): the
-original's code never enters this repository. Tiny MNIST and CIFAR in their real formats (tests/fixtures.py), the
-same files for both codes; the original's loaders build their cache first. Then both codes run, each in processes of
-its own (their module names collide), on CPU and one thread, with the same seed:
+original's code never enters this repository. Tiny MNIST and CIFAR in their real formats (tests/fixtures.py, through
+bench/common.py), the same files for both codes; the original's loaders build their cache first. Then both codes run,
+each in processes of its own (their module names collide), on CPU and one thread, with the same seed:
   data  every experiment's tasks for seeds 0 and 1 (and --seed): names, taskcla, every split's x and y, bitwise;
   step  per approach, one training step on the first 64 samples of task 0 from the initial weights: every parameter
         after it; ours are paired with the original's by their initial values (one without a partner means the
@@ -17,7 +17,6 @@ One table shows approach x experiment; exit status 0 when everything compared is
 The original's loaders need scikit-learn (pip install scikit-learn).
 """
 import argparse
-import contextlib
 import functools
 import hashlib
 import importlib
@@ -41,9 +40,11 @@ from unittest import mock
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'tests'))
-import fixtures  # noqa: E402  (names no module of either code)
+ROOT = Path(__file__).resolve().parents[1]
+# The repository root, for bench.common: it names no module of either code, and puts neither src/ on the import path
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
 
 EXPERIMENTS = ('mnist2', 'pmnist', 'cifar')
 MNIST_EXPERIMENTS = ('mnist2', 'pmnist')
@@ -167,15 +168,6 @@ def attempt(work: Callable[[], dict]) -> dict:
     except (Exception, SystemExit) as e:  # the original's scripts may sys.exit()
         traceback.print_exc()
         return {'error': one_line(e)}
-
-
-def fixture_checksums(md5: dict) -> contextlib.ExitStack:
-    """torchvision's CIFAR classes accepting the fixture's files (fixtures.cifar_checksum_attributes): both codes'
-    loaders check every file against the official archives' md5."""
-    stack = contextlib.ExitStack()
-    for cls, attribute, value in fixtures.cifar_checksum_attributes(md5):
-        stack.enter_context(mock.patch.object(cls, attribute, value))
-    return stack
 
 
 def keeping_torch_rng(get: Callable) -> Callable:
@@ -333,7 +325,7 @@ def child_main(job_file: Path) -> None:
         os.chdir(job['src'])  # its paths are ../dat/ and ../res/
         # Variable(volatile=...), clip_grad_norm and softmax without dim warn at every batch
         warnings.simplefilter('ignore')
-    with fixture_checksums(job['md5']):
+    with common.fixture_checksums(job['md5']):
         JOBS[job['kind']](job)
 
 
@@ -378,8 +370,8 @@ class Workspace:
         self.edits = apply_edits(self.original_src)
         self.dirs = {code: {'data': root / code / 'dat', 'res': root / code / 'res', 'logs': root / code / 'logs'}
                      for code in ('original', 'ours')}
-        fixtures.write_mnist(self.dirs['ours']['data'])
-        self.md5 = fixtures.write_cifar(self.dirs['ours']['data'])
+        common.fixtures.write_mnist(self.dirs['ours']['data'])
+        self.md5 = common.fixtures.write_cifar(self.dirs['ours']['data'])
         shutil.copytree(self.dirs['ours']['data'], self.dirs['original']['data'])  # before any cache is built
         for dirs in self.dirs.values():
             for folder in dirs.values():

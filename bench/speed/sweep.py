@@ -13,10 +13,12 @@ Per configuration: the runs' epoch times (training + evaluations, from their JSO
 throughput (the sum over runs of epochs / epoch seconds: the K runs start together and do the same work), the
 wall-clock throughput (all epochs / the sweep's wall time, which also holds the processes' start-up and the tests
 after each task), both against one eager run (K=1), and seed 0's accuracy and loss matrices against those of the
-unpacked configuration of the same mode. Then the issue's targets, each MET, NOT MET or NOT MEASURED.
+unpacked configuration of the same mode. Then the targets, each MET, NOT MET or NOT MEASURED: at K=16, at least 8x
+the throughput of one eager run per GPU; one run's epoch with --cuda-graphs at least 3x faster than eager; hat packed
+(K=4) bitwise equal to unpacked under deterministic kernels; the GPU memory per run reported.
 
-    python bench/bench_sweep.py --out "$OUT"              (on the GPU machine: under 5 minutes, report in $OUT)
-    python bench/bench_sweep.py --quick --out /tmp/sweep  (anywhere, CPU included: small sizes, a check of the script)
+    python bench/speed/sweep.py --out "$OUT"              (on the GPU machine: under 5 minutes, report in $OUT)
+    python bench/speed/sweep.py --quick --out /tmp/sweep  (anywhere, CPU included: small sizes, a check of the script)
 
 Configurations run in order of importance (the targets' configurations of every approach, then the other Ks) while
 the budget allows; one whose cost, estimated from the sweeps measured so far, would overrun it is reported SKIPPED.
@@ -38,26 +40,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The caller's environment, for the sweeps: bench_speed sets cuBLAS's deterministic workspace for its in-process
-# checks, which must not bend the timings or the memory of the eager runs
-SWEEP_ENV = dict(os.environ)
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # started as a script: bench.common is found from the repository root
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+common.add_src_path()
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import bench_gpu  # noqa: E402
-import bench_speed  # noqa: E402
 from analysis import results  # noqa: E402
 from dataloaders import cifar  # noqa: E402
 from plumbing import utils  # noqa: E402
-import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
 
-RUN_MULTI = bench_speed.ROOT / 'src' / 'run_multi.py'
+RUN_MULTI = common.SRC / 'run_multi.py'
 EXPERIMENT = 'cifar'
 MODES = {'eager': [], 'graphs': ['--cuda-graphs'], 'deterministic': ['--deterministic']}  # run.py's flags
 DETERMINISTIC_K = 4  # runs packed in the determinism check
-TARGET_K, TARGET_PACKING, TARGET_GRAPHS = 16, 8, 3  # the issue's: at K=16, >= 8x the throughput; graphs >= 3x
+# The targets: at K=16 runs per GPU, >= 8x one eager run's throughput; one run's epoch >= 3x faster with graphs
+TARGET_K, TARGET_PACKING, TARGET_GRAPHS = 16, 8, 3
 SAMPLE_S = 0.5  # between two readings of nvidia-smi
 TAIL = 5  # lines of a failed run's output quoted
 
@@ -171,8 +173,8 @@ def write_data(data_dir: Path, train_per_class: tuple[int, int], test_per_class:
     """The CIFAR fixture in the real format, and the experiment's tensor cache built from it here, with torchvision
     made to accept the fixture's checksums: the cache is validated by the files' names, sizes and times only, so the
     sweeps' runs load it without torchvision's check against the official checksums."""
-    md5 = fixtures.write_cifar(data_dir, train_per_class=train_per_class, test_per_class=test_per_class)
-    with bench_gpu.fixture_checksums(md5), contextlib.redirect_stdout(io.StringIO()):  # get() prints the task order
+    md5 = common.fixtures.write_cifar(data_dir, train_per_class=train_per_class, test_per_class=test_per_class)
+    with common.fixture_checksums(md5), contextlib.redirect_stdout(io.StringIO()):  # get() prints the task order
         cifar.get(data_dir)
 
 
@@ -249,7 +251,7 @@ def launch(config: Config, folder: Path, data_dir: Path, run_flags: list[str], l
     folder.mkdir(parents=True)
     with open(folder / 'run_multi.out', 'w') as out, MemorySampler() as memory:
         clock = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**SWEEP_ENV, **config.env})
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **config.env})
         try:
             status = proc.wait(timeout=max(1.0, limit))
         except subprocess.TimeoutExpired:
@@ -328,7 +330,7 @@ def estimate(walls: dict[int, float], k: int, cpus: int) -> float:
     return walls[near] * max(1.0, k / cpus) / max(1.0, near / cpus)
 
 
-def bench_config(report: bench_speed.Report, config: Config, folder: Path, data_dir: Path, run_flags: list[str],
+def bench_config(report: common.Report, config: Config, folder: Path, data_dir: Path, run_flags: list[str],
                  limit: float, done: dict, folders: dict, baseline: str) -> dict:
     """One configuration's sweep, measured and reported; its figures (done holds the figures, folders the folders,
     of those measured before)."""
@@ -394,7 +396,7 @@ def bench_config(report: bench_speed.Report, config: Config, folder: Path, data_
     return figures
 
 
-def summary(report: bench_speed.Report, configs: list[Config], done: dict) -> None:
+def summary(report: common.Report, configs: list[Config], done: dict) -> None:
     """A table of the measured configurations."""
     report.header('Summary (ratios against one run of the same approach: eager K=1 on a GPU, 1 thread on CPU)')
     report(f'{"configuration":28s} {"K":>3s} {"epoch s (runs)":>22s} {"steady ep/s":>12s} {"ratio":>7s} '
@@ -414,7 +416,7 @@ def summary(report: bench_speed.Report, configs: list[Config], done: dict) -> No
                f'{fmt(f["ratio_wall"], ".2f", "x"):>7s}  {bitwise}')
 
 
-def memory_rule(report: bench_speed.Report, configs: list[Config], done: dict, free: int | None) -> dict:
+def memory_rule(report: common.Report, configs: list[Config], done: dict, free: int | None) -> dict:
     """Per-run GPU memory of each mode (the largest process of its sweeps without MPS), and how many runs fit."""
     report.header('GPU memory per run')
     figures = {'free_mib': free}
@@ -440,8 +442,8 @@ def verdict(value: float | bool | None, met: bool) -> str:
     return 'NOT MEASURED' if value is None else 'MET' if met else 'NOT MET'
 
 
-def targets(report: bench_speed.Report, approaches: list[str], done: dict, memory: dict, gpu: bool) -> dict:
-    """The issue's targets with the measured values."""
+def targets(report: common.Report, approaches: list[str], done: dict, memory: dict, gpu: bool) -> dict:
+    """The targets (TARGET_*, the determinism check, the memory per run) with the measured values."""
     report.header('Targets')
     figures = {}
     why = '' if gpu else ' (no GPU)'
@@ -483,13 +485,13 @@ def targets(report: bench_speed.Report, approaches: list[str], done: dict, memor
 def main() -> None:
     """Measure the configurations within the budget, writing the report as they go."""
     args = parse_args()
-    clock = bench_gpu.Clock(args.budget)
+    clock = common.Clock(args.budget)
     gpu = torch.cuda.is_available()
     device = torch.device('cuda' if gpu else 'cpu')
     args.out.mkdir(parents=True, exist_ok=True)
-    report = bench_speed.Report(args.out / 'bench_sweep.txt')
-    report(f'bench_sweep.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
-    bench_speed.environment(report, device)
+    report = common.Report(args.out / 'bench_sweep.txt')
+    report(f'bench/speed/sweep.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
+    common.environment(report, device)
     configs = gpu_configs(args.approaches, args.ks) if gpu else cpu_configs(args.approaches)
     run_flags = ['--nepochs', str(args.nepochs), '--batch-size', str(args.batch_size)]
     figures = {'device': str(device), 'quick': args.quick, 'budget_s': args.budget,
@@ -526,7 +528,7 @@ def main() -> None:
     if gpu:
         figures['memory'] = memory_rule(report, configs, done, free)
     figures['targets'] = targets(report, args.approaches, done, figures.get('memory', {}), gpu)
-    bench_speed.environment(report, device)
+    common.environment(report, device)
     report(f'total {args.budget - clock.left():.0f} s')
     (args.out / 'bench_sweep.json').write_text(json.dumps(figures, indent=1) + '\n')
 

@@ -13,9 +13,9 @@ lookup), parameter-by-parameter gradient edits, evaluation recording autograd gr
 does nothing since PyTorch 0.4) with each batch's loss, hits and regulariser copied to the host
 (.cpu().numpy().item()), PyTorch's own max-pooling. It computes the same numbers as our loop, which is checked.
 
-    python bench/bench_speed.py                     (hat and sgd, then the fast modes but compile: a few minutes)
-    python bench/bench_speed.py --skip-modes --reps 5
-    python bench/bench_speed.py --approaches hat --modes compile,amp --ntrain 1024
+    python bench/speed/epoch.py                      (hat and sgd, then the fast modes but compile: a few minutes)
+    python bench/speed/epoch.py --skip-modes --reps 5
+    python bench/speed/epoch.py --approaches hat --modes compile,amp --ntrain 1024
 
 The machine may be shared: repetitions are interleaved, compare the ratios rather than the seconds.
 """
@@ -29,20 +29,21 @@ import time
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'src'))
-sys.path.insert(0, str(ROOT / 'tests'))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # started as a script: bench.common is found from the repository root
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
+common.add_src_path()
 # Before CUDA starts: cuBLAS's deterministic mode (used by deterministic()) needs it
 os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dataloaders import _common, cifar  # noqa: E402
 from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-import fixtures  # noqa: E402
 
 NCLASSES = 10
 TASKCLA = [(t, NCLASSES) for t in range(10)]
@@ -79,27 +80,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-class Report:
-    """Lines printed as they come, and appended to a file when one is given (so a run cut short keeps them)."""
-
-    def __init__(self, path: Path | None = None):
-        self.path = path
-        if path is not None:
-            path.write_text('')
-
-    def __call__(self, *parts) -> None:
-        line = ' '.join(str(p) for p in parts)
-        print(line, flush=True)
-        if self.path is not None:
-            with open(self.path, 'a') as f:
-                f.write(line + '\n')
-
-    def header(self, title: str) -> None:
-        """A section title."""
-        for line in ('=' * 100, title, '=' * 100):
-            self(line)
-
-
 ########################################################################################################################
 # Data, approaches and the original's loop
 
@@ -107,7 +87,7 @@ class Report:
 def synthetic_cifar(n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """n normalised CIFAR-shaped images of NCLASSES learnable classes, and their labels, on the device."""
     labels = np.random.RandomState(seed).randint(0, NCLASSES, n)
-    images = fixtures.class_images(labels, tuple(cifar.INPUTSIZE), 11, seed, NCLASSES, noise=NOISE)
+    images = common.fixtures.class_images(labels, tuple(cifar.INPUTSIZE), 11, seed, NCLASSES, noise=NOISE)
     x = _common.normalise(torch.from_numpy(images), cifar.MEAN, cifar.STD)
     return x.to(device), torch.from_numpy(labels).long().to(device)
 
@@ -229,30 +209,13 @@ class OriginalLoop:
 # Epochs and timing
 
 
-def step_flops(appr, t: int, x: torch.Tensor, y: torch.Tensor) -> int:
-    """FLOPs of one training step's forward, loss and backward on task t (what FlopCounterMode counts: convolutions
-    and matmuls; HAT's gradient masking, the clipping and the SGD update are elementwise and count nothing)."""
-    appr.model.train()
-    with FlopCounterMode(display=False) as counter:
-        loss = appr.loss(t, x, y)
-        loss.backward()
-    appr.optimizer.zero_grad()
-    return counter.get_total_flops()
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (timings)."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def timed_epoch(device: torch.device, train_epoch, evaluate, train: tuple, valid: tuple) -> tuple[float, float, dict]:
     """(training seconds, evaluation seconds, evaluate()'s result on valid) of one epoch: train_epoch on the training
     set, then evaluate on it and on the validation set (Appr.fit's per-epoch work)."""
-    sync(device)
+    common.sync(device)
     clock = time.perf_counter()
     train_epoch(TASK, *train)
-    sync(device)
+    common.sync(device)
     clock1 = time.perf_counter()
     evaluate(TASK, *train)
     result = evaluate(TASK, *valid)
@@ -284,18 +247,6 @@ def interleaved(epochs: dict, reps: int, seeds: dict | None = None) -> dict[str,
     return times
 
 
-def median_total(times: list[tuple[float, float]]) -> float:
-    """Median seconds of whole epochs."""
-    return statistics.median(a + b for a, b in times)
-
-
-def ratio_line(base: list, fast: list) -> str:
-    """The speed-up of fast over base: of the medians, and the range of the per-repetition ratios."""
-    per_rep = [(a0 + b0) / (a1 + b1) for (a0, b0), (a1, b1) in zip(base, fast)]
-    return (f'{median_total(base) / median_total(fast):.2f}x (per repetition {min(per_rep):.2f}..'
-            f'{max(per_rep):.2f}x)')
-
-
 @contextlib.contextmanager
 def deterministic(device: torch.device):
     """On a GPU, deterministic kernels for the duration (so that two loops computing the same numbers can be
@@ -313,7 +264,7 @@ def deterministic(device: torch.device):
         torch.backends.cudnn.benchmark = benchmark
 
 
-def bench_end_to_end(report: Report, approaches: list[str], ntrain: int, reps: int, device: torch.device,
+def bench_end_to_end(report: common.Report, approaches: list[str], ntrain: int, reps: int, device: torch.device,
                      eval_batch: int | None = None) -> dict[str, dict]:
     """Our loop against the original's, per approach: epoch times side by side (and, given eval_batch, our loop
     with --eval-batch-size eval_batch), and a check that both compute the same numbers. Returns figures."""
@@ -344,12 +295,12 @@ def bench_end_to_end(report: Report, approaches: list[str], ntrain: int, reps: i
         for name in epochs:
             train_s = statistics.median(a for a, _ in times[name])
             eval_s = statistics.median(b for _, b in times[name])
-            report(f'  {name:35s} {median_total(times[name]):7.2f} s/epoch (train {train_s:6.2f} s, evaluations '
+            report(f'  {name:35s} {common.median_total(times[name]):7.2f} s/epoch (train {train_s:6.2f} s, evaluations '
                    f'{eval_s:6.2f} s)')
         figures[approach] = {}
         for name in list(epochs)[1:]:
-            report(f'  speed-up of {name}: {ratio_line(times["original"], times[name])}')
-            figures[approach][name] = median_total(times['original']) / median_total(times[name])
+            report(f'  speed-up of {name}: {common.ratio_line(times["original"], times[name])}')
+            figures[approach][name] = common.median_total(times['original']) / common.median_total(times[name])
         diff = abs(ours['loss'] - theirs['loss'])
         verdict = 'bitwise equal' if diff == 0 and ours['acc'] == theirs['acc'] else f'differ by {diff:.1e}'
         kernels = ' (deterministic kernels)' if device.type == 'cuda' else ''
@@ -366,7 +317,7 @@ def predictions(appr, x: torch.Tensor) -> torch.Tensor:
     return appr.predict(TASK, outputs)
 
 
-def bench_modes(report: Report, approach: str, modes: list[str], ntrain: int, reps: int, eval_batch: int,
+def bench_modes(report: common.Report, approach: str, modes: list[str], ntrain: int, reps: int, eval_batch: int,
                 device: torch.device) -> dict[str, dict]:
     """Each fast mode against the default: epoch times side by side from the same start, the same batch order and
     dropout draws, then the validation accuracy and loss each reached. Returns {mode: figures}."""
@@ -389,36 +340,28 @@ def bench_modes(report: Report, approach: str, modes: list[str], ntrain: int, re
                              'mode': lambda: epoch_ours(fast, train, valid)}, reps, {'mode': 1000 + other})
         on_base, on_fast = base.evaluate(TASK, *valid), fast.evaluate(TASK, *valid)
         changed = (predictions(base, valid[0]) != predictions(fast, valid[0])).float().mean().item()
-        figures[mode] = {'speedup': median_total(times['default']) / median_total(times['mode']),
+        figures[mode] = {'speedup': common.median_total(times['default']) / common.median_total(times['mode']),
                          'acc': (on_base['acc'], on_fast['acc']), 'loss': (on_base['loss'], on_fast['loss'])}
-        report(f'\n{mode} ({" ".join(flags) or "other seeds"}): {median_total(times["default"]):.2f} s/epoch default, '
-               f'{median_total(times["mode"]):.2f} s/epoch with it (set-up and first epoch: {first_s:.1f} s) -> '
-               f'speed-up '
-               f'{ratio_line(times["default"], times["mode"])}')
+        report(f'\n{mode} ({" ".join(flags) or "other seeds"}): {common.median_total(times["default"]):.2f} s/epoch '
+               f'default, {common.median_total(times["mode"]):.2f} s/epoch with it (set-up and first epoch: '
+               f'{first_s:.1f} s) -> speed-up {common.ratio_line(times["default"], times["mode"])}')
         report(f'  after {reps + 1} epochs: valid acc {on_base["acc"]:.4f} default vs {on_fast["acc"]:.4f} '
                f'(difference {on_fast["acc"] - on_base["acc"]:+.4f}), valid loss {on_base["loss"]:.6f} vs '
                f'{on_fast["loss"]:.6f}; {100 * changed:.1f}% of the valid predictions differ')
     return figures
 
 
-def environment(report: Report, device: torch.device) -> None:
-    """What the numbers depend on."""
-    where = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{os.cpu_count()} CPUs'
-    report(f'torch {torch.__version__}, {where}, torch.get_num_threads() = {torch.get_num_threads()}, load average '
-           f'{" ".join(f"{v:.2f}" for v in os.getloadavg())}')
-
-
 def main() -> None:
     """Run the selected parts."""
     args = parse_args()
     device = utils.choose_device(args.device)
-    report = Report()
-    environment(report, device)
+    report = common.Report()
+    common.environment(report, device)
     approaches = args.approaches.split(',')
     bench_end_to_end(report, approaches, args.ntrain, args.reps, device)
     if not args.skip_modes:
         bench_modes(report, approaches[0], args.modes.split(','), args.ntrain, args.reps, args.eval_batch, device)
-    environment(report, device)
+    common.environment(report, device)
 
 
 if __name__ == '__main__':

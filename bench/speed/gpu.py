@@ -4,7 +4,7 @@
    tasks, batch 16, a few epochs with learning-rate drops) with and without them from the same seed; under
    deterministic kernels the accuracy and loss matrices must be bitwise equal.
 1. End to end: one epoch (train + the evaluations on train and valid) of our loop, as it is, with
-   --eval-batch-size 4500 and with --cuda-graphs, against the original code's way (bench_speed.OriginalLoop), hat and
+   --eval-batch-size 4500 and with --cuda-graphs, against the original code's way (epoch.py's OriginalLoop), hat and
    sgd, CIFAR-sized synthetic tasks (10 classes, 4500 train / 500 valid images), interleaved; with a check, under
    deterministic kernels, that ours and the original's compute the same numbers.
 2. HAT's training step (alexnet_hat, batch 64, task 1 with task 0's attention in place) as a fraction of the GPU's
@@ -17,9 +17,9 @@
    reduce-overhead (CUDA graphs) modes), each against the default:
    speed-up and the validation accuracy and loss each reaches from the same start.
 
-    python bench/bench_gpu.py --out "$OUT"              (on the GPU machine; the report is $OUT/bench_gpu.txt)
-    python bench/bench_gpu.py --quick --out /tmp/gpu    (anywhere, CPU included: small sizes, to check the script)
-    python bench/bench_gpu.py --sections graphs --out "$OUT"   (section 0 alone; sections: graphs, end_to_end, step,
+    python bench/speed/gpu.py --out "$OUT"              (on the GPU machine; the report is $OUT/bench_gpu.txt)
+    python bench/speed/gpu.py --quick --out /tmp/gpu    (anywhere, CPU included: small sizes, to check the script)
+    python bench/speed/gpu.py --sections graphs --out "$OUT"   (section 0 alone; sections: graphs, end_to_end, step,
                                                                 full_task, modes, compile)
 
 Needs only requirements.txt. Sections that would overrun the budget are skipped, and the report says so.
@@ -34,16 +34,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
-import numpy as np
-import torch
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # started as a script: bench.common is found from the repository root
+    sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+from bench.speed import epoch  # noqa: E402  (puts src/ on the import path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_speed  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from plumbing import utils  # noqa: E402
 import run  # noqa: E402
-import fixtures  # noqa: E402  (tests/, on the path through bench_speed)
 
 BATCH_FLOP_STEPS = 20  # timed training steps per repetition in section 2
 SECTIONS = ('graphs', 'end_to_end', 'step', 'full_task', 'modes', 'compile')  # 0 to 4, compile being 4's last two
@@ -68,17 +70,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-class Clock:
-    """Seconds left of the run's budget."""
-
-    def __init__(self, budget: float):
-        self.end = time.perf_counter() + budget
-
-    def left(self) -> float:
-        """Seconds left."""
-        return self.end - time.perf_counter()
-
-
 def matmul_rate(device: torch.device, size: int, tf32: bool, reps: int = 5) -> float:
     """FLOP/s of a float32 size x size matmul, with TF32 tensor cores allowed or not (CUDA)."""
     previous = torch.backends.cuda.matmul.allow_tf32
@@ -86,16 +77,10 @@ def matmul_rate(device: torch.device, size: int, tf32: bool, reps: int = 5) -> f
     try:
         a = torch.randn(size, size, device=device)
         torch.mm(a, a)  # warm-up
-        times = []
-        for _ in range(reps):
-            bench_speed.sync(device)
-            clock = time.perf_counter()
-            torch.mm(a, a)
-            bench_speed.sync(device)
-            times.append(time.perf_counter() - clock)
+        seconds = common.matmul_seconds(a, reps)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-    return 2 * size ** 3 / statistics.median(times)
+    return 2 * size ** 3 / seconds
 
 
 def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
@@ -104,11 +89,11 @@ def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
     from torch.profiler import ProfilerActivity, profile
     steps = x.size(0) // appr.loop.batch_size
     try:
-        bench_speed.sync(appr.device)
+        common.sync(appr.device)
         clock = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            appr.train_epoch(bench_speed.TASK, x, y)
-            bench_speed.sync(appr.device)
+            appr.train_epoch(epoch.TASK, x, y)
+            common.sync(appr.device)
         wall = time.perf_counter() - clock
         kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.self_device_time_total for e in kernels) / 1e6
@@ -119,21 +104,21 @@ def kernel_share(appr, x: torch.Tensor, y: torch.Tensor) -> str:
             f'{wall / steps * 1e3:.2f} ms per step ({100 * busy / wall:.0f}%; traced, so slower than untraced)')
 
 
-def bench_step(report: bench_speed.Report, device: torch.device, steps: int, reps: int) -> dict:
+def bench_step(report: common.Report, device: torch.device, steps: int, reps: int) -> dict:
     """HAT's training step against the matmul rate."""
     report.header('HAT training step (alexnet_hat, batch 64, task 1 masked) vs dense matmul')
-    appr = bench_speed.build('hat', device)
+    appr = epoch.build('hat', device)
     batch = appr.loop.batch_size
-    x, y = bench_speed.synthetic_cifar(batch * steps, 5, device)
-    flops = bench_speed.step_flops(appr, bench_speed.TASK, x[:batch], y[:batch])
-    appr.train_epoch(bench_speed.TASK, x, y)  # warm-up
+    x, y = epoch.synthetic_cifar(batch * steps, 5, device)
+    flops = common.step_flops(appr, epoch.TASK, x[:batch], y[:batch])
+    appr.train_epoch(epoch.TASK, x, y)  # warm-up
     size = 8192 if device.type == 'cuda' else 2048
     epoch_s, fp32 = [], []
     for _ in range(reps):  # interleaved with the reference, which sees the same conditions
-        bench_speed.sync(device)
+        common.sync(device)
         clock = time.perf_counter()
-        appr.train_epoch(bench_speed.TASK, x, y)
-        bench_speed.sync(device)
+        appr.train_epoch(epoch.TASK, x, y)
+        common.sync(device)
         epoch_s.append(time.perf_counter() - clock)
         fp32.append(matmul_rate(device, size, tf32=False))
     step_s = statistics.median(epoch_s) / steps
@@ -155,26 +140,26 @@ def bench_step(report: bench_speed.Report, device: torch.device, steps: int, rep
     return figures
 
 
-def bench_full_task(report: bench_speed.Report, device: torch.device, ntrain: int, allowance: float,
+def bench_full_task(report: common.Report, device: torch.device, ntrain: int, allowance: float,
                     max_epochs: int = 200) -> dict:
     """One task's patience loop, with the paper's settings, within allowance seconds (else extrapolated)."""
     report.header(f'One full cifar task, paper settings (hat, at most {max_epochs} epochs, patience schedule), '
                   f'{ntrain} train / {max(1, ntrain // 9)} valid images')
-    appr = bench_speed.build('hat', device)
-    train, valid = bench_speed.task_data(ntrain, device)
+    appr = epoch.build('hat', device)
+    train, valid = epoch.task_data(ntrain, device)
     probe = 2
     clock = time.perf_counter()
     appr.loop = dataclasses.replace(appr.loop, nepochs=probe)
     with contextlib.redirect_stdout(io.StringIO()):  # fit() prints a line per epoch
-        appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK))
+        appr.fit(epoch.TASK, (*train, epoch.TASK), (*valid, epoch.TASK))
     epoch_s = (time.perf_counter() - clock) / probe
     if epoch_s * max_epochs <= allowance:
-        appr = bench_speed.build('hat', device)
+        appr = epoch.build('hat', device)
         lines = io.StringIO()
         clock = time.perf_counter()
         appr.loop = dataclasses.replace(appr.loop, nepochs=max_epochs)
         with contextlib.redirect_stdout(lines):
-            appr.fit(bench_speed.TASK, (*train, bench_speed.TASK), (*valid, bench_speed.TASK))
+            appr.fit(epoch.TASK, (*train, epoch.TASK), (*valid, epoch.TASK))
         wall = time.perf_counter() - clock
         epochs = lines.getvalue().count('| Epoch')
         report(f'measured: the patience loop stopped after {epochs} epochs in {wall:.1f} s ({wall / epochs:.2f} s per '
@@ -192,17 +177,8 @@ def graph_safe_approaches() -> list[str]:
             if utils.load_module('approaches', name).Appr.graph_safe]
 
 
-def fixture_checksums(md5: dict) -> contextlib.ExitStack:
-    """torchvision's CIFAR classes accepting the fixture's files (fixtures.cifar_checksum_attributes), without pytest,
-    which a GPU machine may lack."""
-    stack = contextlib.ExitStack()
-    for cls, attribute, value in fixtures.cifar_checksum_attributes(md5):
-        stack.enter_context(mock.patch.object(cls, attribute, value))
-    return stack
-
-
-def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: list[str], nepochs: int,
-                 budget: Clock) -> dict:
+def bench_graphs(report: common.Report, device: torch.device, approaches: list[str], nepochs: int,
+                 budget: common.Clock) -> dict:
     """run.py with and without CUDA graphs, per approach: equality under deterministic kernels, and the run times;
     an approach whose two runs would overrun the budget (judged by the slowest pair so far) is skipped, said so."""
     report.header('CUDA graphs vs eager steps: whole runs (cifar fixture, 10 tasks, batch 16, --lr-patience 1)')
@@ -211,8 +187,8 @@ def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: l
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        md5 = fixtures.write_cifar(tmp / 'dat', train_per_class=(40, 4), test_per_class=(10, 2))
-        with fixture_checksums(md5):
+        md5 = common.fixtures.write_cifar(tmp / 'dat', train_per_class=(40, 4), test_per_class=(10, 2))
+        with common.fixture_checksums(md5):
             slowest = 0.0
             for approach in approaches:
                 if budget.left() < slowest:
@@ -224,7 +200,7 @@ def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: l
                             '--nepochs', str(nepochs), '--batch-size', '16', '--lr-patience', '1',
                             '--data-dir', str(tmp / 'dat'), '--results-dir', str(tmp / name / 'res'),
                             '--logs-dir', str(tmp / name / 'logs')]
-                    with bench_speed.deterministic(device), contextlib.redirect_stdout(io.StringIO()):
+                    with epoch.deterministic(device), contextlib.redirect_stdout(io.StringIO()):
                         utils.seed_everything(0)
                         clock = time.perf_counter()
                         results = run.main(argv)
@@ -240,7 +216,7 @@ def bench_graphs(report: bench_speed.Report, device: torch.device, approaches: l
     return figures
 
 
-def section(report: bench_speed.Report, figures: dict, name: str, run) -> None:
+def section(report: common.Report, figures: dict, name: str, run) -> None:
     """figures[name] = run(), or the error reported: one failing section leaves the others' figures."""
     try:
         figures[name] = run()
@@ -251,13 +227,13 @@ def section(report: bench_speed.Report, figures: dict, name: str, run) -> None:
 def main() -> None:
     """Run the sections within the budget, writing the report as they go."""
     args = parse_args()
-    clock = Clock(args.budget)
+    clock = common.Clock(args.budget)
     device = utils.choose_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     ntrain, reps, steps = (256, 1, 4) if args.quick else (4500, 3, BATCH_FLOP_STEPS)
-    report = bench_speed.Report(args.out / 'bench_gpu.txt')
-    report(f'bench_gpu.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
-    bench_speed.environment(report, device)
+    report = common.Report(args.out / 'bench_gpu.txt')
+    report(f'bench/speed/gpu.py{" --quick" if args.quick else ""}: budget {args.budget:.0f} s')
+    common.environment(report, device)
     figures = {'device': str(device), 'quick': args.quick}
     approaches = ['hat', 'sgd'] if args.quick else graph_safe_approaches()
     wanted = args.sections
@@ -266,7 +242,7 @@ def main() -> None:
                 lambda: bench_graphs(report, device, approaches, 2 if args.quick else 3, clock))
     if 'end_to_end' in wanted:
         section(report, figures, 'end_to_end',
-                lambda: bench_speed.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
+                lambda: epoch.bench_end_to_end(report, ['hat', 'sgd'], ntrain, reps, device, eval_batch=ntrain))
     if 'step' in wanted:
         section(report, figures, 'step', lambda: bench_step(report, device, steps, reps))
     if 'full_task' in wanted:
@@ -275,7 +251,7 @@ def main() -> None:
     modes = ['seed', 'eval-batch', 'amp', 'amp-fp16', 'channels-last']
     if 'modes' in wanted and clock.left() > (30 if args.quick else 90):
         section(report, figures, 'modes',
-                lambda: bench_speed.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
+                lambda: epoch.bench_modes(report, 'hat', modes, ntrain, max(1, reps - 1), ntrain, device))
     elif 'modes' in wanted:
         report(f'\nmodes: SKIPPED, {clock.left():.0f} s left of the budget')
     # torch.compile compiles for minutes: last, each mode only with time to spare, CUDA graphs first (on an H200 they
@@ -283,7 +259,7 @@ def main() -> None:
     for mode in ('compile-cudagraphs', 'compile') if 'compile' in wanted else ():
         if clock.left() > (60 if args.quick else 130):
             section(report, figures, mode,
-                    lambda: bench_speed.bench_modes(report, 'hat', [mode], ntrain, max(1, reps - 1), ntrain, device))
+                    lambda: epoch.bench_modes(report, 'hat', [mode], ntrain, max(1, reps - 1), ntrain, device))
         else:
             report(f'\n{mode}: SKIPPED, {clock.left():.0f} s left of the budget')
     report(f'\ntotal {args.budget - clock.left():.0f} s')
