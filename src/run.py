@@ -6,6 +6,7 @@
 import argparse
 import dataclasses
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from plumbing import checkpoints, files, hparams, interrupts, logs, utils
 DRY_RUN_BATCHES = 3
 # What a run names after its results in --logs-dir
 RUN_LOG_SUFFIXES = (logs.EPOCH_LOG_SUFFIX, checkpoints.SUFFIX, logs.MONITOR_SUFFIX)
+LOOP_FIELDS = tuple(f.name for f in dataclasses.fields(Loop))  # the training loop's flags: --nepochs, --lr, ...
 
 
 def build_parser(experiments: list[str], approaches: list[str]) -> argparse.ArgumentParser:
@@ -86,8 +88,10 @@ def parse_args(argv: list[str] | None):
     peeked = peek.parse_known_args(argv)[0]
     chosen = peeked.approach
     if chosen in approaches:
-        utils.load_module('approaches', chosen).Appr.add_arguments(
-            parser.add_argument_group(f'{chosen} hyperparameters'))
+        appr_cls = utils.load_module('approaches', chosen).Appr
+        appr_cls.add_arguments(parser.add_argument_group(f'{chosen} hyperparameters'))
+        if not appr_cls.trains:
+            hide_loop_flags(parser, chosen)
     if peeked.experiment in experiments:
         dataloader = utils.load_module('dataloaders', peeked.experiment)
         if hasattr(dataloader, 'add_arguments'):
@@ -111,6 +115,8 @@ def parse_args(argv: list[str] | None):
         raise utils.UserError(f"approach {args.approach} needs a {variant or 'plain'} network "
                               f"({', '.join(fitting)}), not {network_name}")
     args.network = network_name
+    if not approach.Appr.trains:
+        note_ignored_loop_flags(parser, args)
     if args.dry_run:
         args.nepochs = 1
     # As the approach settles them (hat-test's emb_init by network): the args are what the results will say
@@ -121,6 +127,30 @@ def parse_args(argv: list[str] | None):
         args.output = args.results_dir / f'{args.experiment}_{args.approach}_{args.seed}{suffix}.txt'
     check_outputs(args, approach.Appr.Hyper)
     return args, experiment, approach, network
+
+
+def hide_loop_flags(parser: argparse.ArgumentParser, approach: str) -> None:
+    """For an approach that does not train (random): its --help says in one paragraph that the training loop's flags
+    are accepted and ignored, instead of listing them. Accepted, because a sweep passes the same run.py flags to
+    every approach (run_multi.py --approaches random,sgd -- --nepochs 100)."""
+    for action in parser._actions:  # argparse has no public way to hide an argument once added
+        if action.dest in LOOP_FIELDS:
+            action.help = argparse.SUPPRESS
+    flags = ', '.join(hparams.flag(name) for name in LOOP_FIELDS)
+    # 76: argparse's width on a terminal of 80 columns, less its indent
+    parser.add_argument_group('training loop', textwrap.fill(
+        f"{approach} does not train: the training loop's flags ({flags}) are accepted, so that one sweep's flags fit "
+        f"every approach, and ignored; --batch-size only sets how many samples --dry-run keeps "
+        f"({DRY_RUN_BATCHES} batches)", 76, break_on_hyphens=False))
+
+
+def note_ignored_loop_flags(parser: argparse.ArgumentParser, args) -> None:
+    """One line naming the loop's flags given other values than their defaults, which an approach that does not
+    train ignores (--batch-size is used by --dry-run)."""
+    ignored = [hparams.flag(name) for name in LOOP_FIELDS if getattr(args, name) != parser.get_default(name)
+               and not (name == 'batch_size' and args.dry_run)]
+    if ignored:
+        print(f"note: {', '.join(ignored)} ignored: the {args.approach} approach does not train")
 
 
 def check_outputs(args, hyper: type) -> None:
@@ -299,7 +329,10 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
     progress = {'tasks_done': 0, 'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
                 'lss': np.zeros((ntasks, ntasks), dtype=np.float32), 'seconds_per_task': [], 'seconds': 0.0,
                 'log_bytes': 0}
-    log = logs.EpochLog(args.logs_dir / (name + logs.EPOCH_LOG_SUFFIX), append=args.resume and ckpt.is_file(),
+    epoch_log = args.logs_dir / (name + logs.EPOCH_LOG_SUFFIX)
+    if not approach.Appr.trains:  # no epoch, so no epoch log (nor an earlier run's, which would say otherwise)
+        epoch_log.unlink(missing_ok=True)
+    log = logs.EpochLog(epoch_log if approach.Appr.trains else None, append=args.resume and ckpt.is_file(),
                         marks={'dry_run': True} if args.dry_run else None)
     appr = build_approach(approach, net, args, device, log, name)
     if args.resume:
@@ -362,7 +395,7 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
 
     print_matrix(acc)
     print('Done!')
-    print(f'[Elapsed time = {(time.time() - tstart) / 3600:.1f} h]')
+    print(f'[Elapsed time = {logs.duration(time.time() - tstart)}]')
     return saved
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from plumbing import files, utils
+from plumbing import files, logs, utils
 from sweeps import grid, local, slurm
 
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     clock = time.time()
     failed = local.run_local(todo, args)
-    print(f'Done in {(time.time() - clock) / 60:.1f} min: {len(todo) - len(failed)} done, '
+    print(f'Done in {logs.duration(time.time() - clock)}: {len(todo) - len(failed)} done, '
           f'{len(finished)} skipped (finished before), {len(busy)} skipped (being written elsewhere), '
           f'{len(failed)} failed')
     for r in failed:

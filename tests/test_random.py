@@ -1,9 +1,12 @@
 """random: chance-level predictions drawn, as the original, from the labels of the last task trained (--own-labels:
 from the tested task's own)."""
 import numpy as np
+import pytest
 import torch
 
+import run
 from approaches import random
+from fixtures import run_main
 
 
 def tasks():
@@ -47,3 +50,33 @@ def test_draws_are_numpys_global_shuffles():
     expected = np.array(expected[:len(y)])
     np.random.shuffle(expected)
     assert acc == (torch.from_numpy(expected) == y).float().mean().item()
+
+
+def test_help_names_the_loop_flags_as_ignored_and_lists_none(capsys):
+    """random does not train: its --help says so once instead of listing the loop's flags (sgd's lists them)."""
+    with pytest.raises(SystemExit):
+        run.main(['--experiment', 'mnist2', '--approach', 'random', '--help'])
+    text = capsys.readouterr().out
+    assert 'random does not train' in text and 'ignored' in text
+    for flag in ('--nepochs NEPOCHS', '--lr LR', '--lr-patience LR_PATIENCE', '--clipgrad CLIPGRAD'):
+        assert flag not in text
+    with pytest.raises(SystemExit):
+        run.main(['--experiment', 'mnist2', '--approach', 'sgd', '--help'])
+    assert '--lr LR' in capsys.readouterr().out
+
+
+def test_loop_flags_accepted_and_ignored_and_no_epoch_log(data_dir, tmp_path, capsys):
+    """A sweep passes the loop's flags to every approach (run_multi.py --approaches random,sgd -- --nepochs 1):
+    random takes them, says in one line that it ignores them, gives the same matrix as without them, and writes no
+    per-epoch log, since no epoch runs (an earlier run's is removed, as it would say otherwise)."""
+    stale = tmp_path / 'logs' / 'mnist2_random_0.jsonl'
+    stale.parent.mkdir()
+    stale.write_text('{"task": 0, "epoch": 1}\n')
+    flags = run_main(data_dir, tmp_path, '--experiment', 'mnist2', '--approach', 'random', '--nepochs', '1',
+                     '--lr', '0.1', '--lr-patience', '2', '--batch-size', '16')
+    assert 'note: --nepochs, --lr, --batch-size, --lr-patience ignored: the random approach does not train' in \
+        capsys.readouterr().out
+    assert not stale.exists() and list((tmp_path / 'logs').glob('*.jsonl')) == []
+    plain = run_main(data_dir, tmp_path / 'plain', '--experiment', 'mnist2', '--approach', 'random')
+    assert 'ignored' not in capsys.readouterr().out
+    assert np.array_equal(flags['acc'], plain['acc']) and flags['args']['nepochs'] == 1

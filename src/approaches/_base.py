@@ -242,8 +242,10 @@ class Appr:
                                   f'try a smaller --lr')
         ms_train, ms_eval = (1000 * self.loop.batch_size * (c - c0) / x.size(0) for c0, c in ((clock0, clock1),
                                                                                               (clock1, clock2)))
-        line = (f'| Epoch {e + 1:3d}, time={ms_train:5.1f}ms/{ms_eval:5.1f}ms | Train: {_fmt(on_train)} |'
-                f' Valid: {_fmt(on_valid)} |')
+        # The original's two times, per --batch-size training samples: the training pass, then the evaluation on
+        # the training set that gives the Train column (the validation set's is not timed)
+        line = (f'| Epoch {e + 1:3d}, train {ms_train:5.1f} ms/batch, eval {ms_eval:5.1f} ms/batch | Train: '
+                f'{_fmt(on_train)} | Valid: {_fmt(on_valid)} |')
         return on_train, on_valid, line, (clock1 - clock0, time.time() - clock1)
 
     def log_epoch(self, t: int, e: int, lr: float, improved: bool, seconds: tuple, on_train: dict, on_valid: dict,

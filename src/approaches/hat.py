@@ -167,6 +167,7 @@ class Appr(_base.Appr):
         self.logs['test_loss'][t] = results['lss'][t].copy()
         files.atomic_write(self.monitor_path, lambda f: f.write(gzip.compress(
             pickle.dumps(self.logs, protocol=pickle.HIGHEST_PROTOCOL))))
+        print(f'Saved the monitoring log (per-epoch values and masks) at {self.monitor_path}')
 
     @torch.no_grad()
     def post_train(self, t: int, data) -> None:

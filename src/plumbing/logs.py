@@ -19,6 +19,16 @@ def human_format(num: float) -> str:
     return '%.1f%s' % (num, ['', 'K', 'M', 'G', 'T', 'P'][magnitude])
 
 
+def duration(seconds: float) -> str:
+    """A span of time for people: '42.0 s' below a minute, '1 min 10 s' below an hour, '2 h 05 min' above."""
+    if seconds < 60:
+        return f'{seconds:.1f} s'
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f'{minutes} min {int(seconds % 60)} s'
+    return f'{minutes // 60} h {minutes % 60:02d} min'
+
+
 def print_model_report(model: torch.nn.Module) -> int:
     """Print the model, its parameter shapes and count; return the count."""
     print('-' * 100)
