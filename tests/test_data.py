@@ -535,3 +535,15 @@ def test_recompressed_gz_runs_the_experiment(tmp_path, offline):
     saved = fixtures.run_main(tmp_path / 'dat', tmp_path, '--experiment', 'split_fmnist', '--approach', 'sgd',
                               '--dry-run')
     assert saved['tasks_done'] == 5 and sorted(saved['task_names']) == [f'fmnist-{k}-{k + 1}' for k in range(0, 10, 2)]
+
+
+def test_cifar_names_every_missing_data_set_at_once(tmp_path, offline):
+    """Both CIFAR-10 and CIFAR-100 missing: one message says where each goes, not CIFAR-10 now and CIFAR-100 on the
+    next try."""
+    with pytest.raises(UserError) as e:
+        cifar.get(tmp_path)
+    message = str(e.value)
+    assert message.startswith('cifar: missing data for CIFAR10, CIFAR100. [CIFAR10] CIFAR10 is missing or corrupt')
+    assert '[CIFAR100] CIFAR100 is missing or corrupt' in message and '\n' not in message
+    for folder in ('cifar-10-batches-py', 'cifar-100-python'):
+        assert str(tmp_path / folder) in message

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from dataloaders._common import cached, normalise, read_cifar, source_files, split_valid, task_order, taskcla_of
+from plumbing.utils import UserError
 
 INPUTSIZE = [3, 32, 32]
 DEFAULT_NETWORK = 'alexnet'
@@ -16,17 +17,26 @@ TASKS_PER_SOURCE = 5
 def _build(data_dir: Path) -> dict:
     """The 10 tasks in their canonical order (before seed shuffling and validation split)."""
     from torchvision import datasets
-    out = {}
+    out, missing = {}, {}
     for cls_name, first, per_task in SOURCES:
         cls = getattr(datasets, cls_name)
         for split in ('train', 'test'):
-            images, labels = read_cifar(cls, data_dir, train=split == 'train')
+            try:
+                images, labels = read_cifar(cls, data_dir, train=split == 'train')
+            except UserError as e:  # the other data set is tried too, so that one message names all that is missing
+                missing[cls_name] = str(e)
+                break
             rows = images.view(len(images), -1)  # (N, C * H * W): whole rows are gathered faster than pixels
             for k in range(TASKS_PER_SOURCE):
                 keep = labels // per_task == k
                 task_images = rows.index_select(0, keep.nonzero().squeeze(1)).view(-1, *INPUTSIZE)  # (n, C, H, W)
                 out[f'{first + k}_{split}_x'] = normalise(task_images, MEAN, STD)  # one task at a time: low peak
                 out[f'{first + k}_{split}_y'] = labels[keep] % per_task
+    if len(missing) == 1:
+        raise UserError(*missing.values())
+    if missing:
+        raise UserError(f"cifar: missing data for {', '.join(missing)}. "
+                        + ' '.join(f'[{name}] {message}' for name, message in missing.items()))
     return out
 
 
