@@ -3,7 +3,8 @@
     python src/plot_results.py --experiment cifar --approaches random,joint,sgd,hat --seeds 0-9 --output rho.png
     python src/plot_results.py table --experiment cifar --approaches random,joint,sgd,hat --csv t.csv --markdown t.md
     python src/plot_results.py table --experiments cifar,pmnist --approaches sgd,ewc,hat --against hat --latex t.tex
-    python src/plot_results.py table --experiment split_cifar100 --approaches hat --reference published.csv
+    python src/plot_results.py table --experiment split_cifar100 --approaches hat \\
+        --reference scripts/published_results.csv
     python src/plot_results.py matrix res/cifar_hat_0.pkl --output acc.png
     python src/plot_results.py masks logs/mnist2_hat-test_0_masks.pkz --output masks.png
     python src/plot_results.py curves logs/cifar_hat_0.jsonl --output curves.png
@@ -26,6 +27,7 @@ import numpy as np
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends import BackendFilter, backend_registry
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis import hat_masks, metrics, results, tables
 from plumbing import files, utils
@@ -35,6 +37,8 @@ MARKERS = ['o', 'v', '^', '<', '>', 's', '*', 'd', 'x', '+', 'h']  # the origina
 JITTER = 0.08  # the original's horizontal offset between approaches, in task units
 CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_acc')  # what curves reads per epoch
 PUBLISHED_COLUMNS = ('approach', 'experiment', 'metric', 'value', 'source')  # of a --reference file
+# --size's default per figure, width,height in inches: the masks' three panels need the width
+DEFAULT_SIZES = {'forgetting': '6,4', 'matrix': '6,4.5', 'masks': '13,4.5', 'curves': '7,5'}
 
 
 ########################################################################################################################
@@ -48,6 +52,43 @@ def require_keys(obj: dict, keys: tuple[str, ...], source: Path) -> None:
             raise utils.UserError(f"{source}: has no '{key}'")
 
 
+def seed_ranges(seeds: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5', as --seeds takes them."""
+    parts, start = [], None
+    for i, seed in enumerate(seeds):
+        if start is None:
+            start = seed
+        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
+            parts.append(str(start) if start == seed else f'{start}-{seed}')
+            start = None
+    return ','.join(parts)
+
+
+def seeds_present(folder: Path, experiment: str, approach: str) -> list[int]:
+    """The seeds of <folder>/<experiment>_<approach>_<seed>.txt there are (dry runs' names end otherwise)."""
+    prefix = f'{experiment}_{approach}_'
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.stem[len(prefix):]) for p in folder.iterdir()
+                  if p.suffix == '.txt' and p.stem.startswith(prefix) and p.stem[len(prefix):].isdigit())
+
+
+def seeds_hint(folder: Path, experiment: str, approaches: list[str], approach: str) -> str:
+    """Which seeds of approach (and of all approaches) the folder has, and the --seeds that reads them."""
+    have = seeds_present(folder, experiment, approach)
+    if not have:
+        return (f'{folder} has no {experiment}_{approach}_<seed>.txt at all (check --folders, --experiment and '
+                f'--approaches)')
+    common = sorted(set(have).intersection(*(seeds_present(folder, experiment, a) for a in approaches)))
+    hint = f'{folder} has {experiment}_{approach} for seeds {seed_ranges(have)}'
+    if common == have:
+        return f'{hint}: pass --seeds {seed_ranges(common)}'
+    if common:
+        return f"{hint}, and all of {','.join(approaches)} for seeds {seed_ranges(common)}: pass --seeds " \
+               f"{seed_ranges(common)}"
+    return f"{hint}, but no seed of all of {','.join(approaches)}"
+
+
 def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) -> dict[str, np.ndarray]:
     """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks), from <folder>/<exp>_<appr>_<seed>.txt,
     each checked (results.read): a finished run, not a dry run, and what its .pkl says it is."""
@@ -55,7 +96,12 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
     for approach in approaches:
         matrices = []
         for seed in seeds:
-            result = results.read(folder / f'{experiment}_{approach}_{seed}.txt')
+            path = folder / f'{experiment}_{approach}_{seed}.txt'
+            if not path.is_file() and not results.pkl_path(path).is_file():
+                # --seeds defaults to the original's 0-9, which few sets of results have
+                raise utils.UserError(f'missing result file {path} (--seeds {seed_ranges(seeds)}); '
+                                      f'{seeds_hint(folder, experiment, approaches, approach)}')
+            result = results.read(path)
             results.check_usable(result)
             results.check_claims(result, experiment, approach, seed)
             path, acc = result.path, result.acc
@@ -117,7 +163,8 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
             per_seed = metrics.average_seen(ratios[approach])  # (seeds, T)
             curves[prefix + approach] = {'per_seed': per_seed, 'mean': per_seed.mean(0),
                                          'ci': metrics.confidence_interval(per_seed)}
-    return {'curves': curves, 'ntasks': next(iter(curves.values()))['mean'].size}
+    return {'curves': curves, 'ntasks': next(iter(curves.values()))['mean'].size, 'experiment': experiment,
+            'seeds': seeds}
 
 
 def table_data(folders: list[Path], experiments: list[str], approaches: list[str], seeds: list[int],
@@ -173,24 +220,41 @@ def load_published(path: Path) -> list[dict]:
 
 
 def write_text(path: Path, text: str, what: str) -> None:
-    """Write a text file atomically, creating its folder."""
+    """Write a text file atomically, creating its folder, and say so."""
     files.ensure_writable_dir(path.parent, what)
     files.atomic_write(path, lambda f: f.write(text.encode()))
+    print('saved', path)
+
+
+def run_title(stem: str, saved: dict | None = None) -> str:
+    """'experiment · approach · seed N' of a run, from its file name (<experiment>_<name>_<seed>, where a sweep's name
+    says more than the approach) or else its .pkl's settings; the file name itself when neither says."""
+    for experiment in sorted(utils.module_choices('dataloaders'), key=len, reverse=True):
+        if stem.startswith(experiment + '_'):
+            name, _, seed = stem[len(experiment) + 1:].rpartition('_')
+            if name and seed.isdigit():
+                return f'{experiment} · {name} · seed {seed}'
+    if saved is not None:
+        args = saved['args']
+        return f"{args['experiment']} · {args['approach']} · seed {args['seed']}"
+    return stem
 
 
 def matrix_data(path: Path, unfinished_ok: bool = False) -> dict:
-    """The accuracy matrix of one run in %, NaN where untested (above the diagonal, tasks not done), and the task
-    names (from the .pkl; numbers for a .txt alone)."""
+    """The accuracy matrix of one run in %, NaN where untested (above the diagonal, tasks not done), the task
+    names (from the .pkl; 'task 0', ... for a .txt alone, which has none) and what run it is."""
     result = results.read(path)
     results.check_usable(result, unfinished_ok)
     results.check_claims(result)
     acc, done = result.acc, result.tasks_done
-    names = (result.saved or {}).get('task_names', range(len(acc)))
+    named = 'task_names' in (result.saved or {})
+    names = result.saved['task_names'] if named else [f'task {t}' for t in range(len(acc))]
     if not isinstance(names, (list, tuple, range)) or len(names) != len(acc):
         raise utils.UserError(f"{results.pkl_path(path)}: 'task_names' is not one name per row of the matrix")
     shown = np.where(np.tril(np.ones_like(acc, dtype=bool)), 100 * acc, np.nan)
     shown[done:] = np.nan
-    return {'acc': shown, 'task_names': [str(n) for n in names], 'tasks_done': done, 'source': result.path}
+    return {'acc': shown, 'task_names': [str(n) for n in names], 'named': named, 'tasks_done': done,
+            'source': result.path, 'run': run_title(result.path.stem, result.saved)}
 
 
 def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
@@ -226,7 +290,7 @@ def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
         raise utils.UserError(f'{pkz}: its masks do not fit {network_name} of {run_pkl} ({len(units)} gated layers '
                               f'of {units} units)')
     return {**hat_masks.in_use(net, cumulative, threshold), 'binarised': binary, 'threshold': threshold,
-            'task_names': logs.get('task_name', {})}
+            'task_names': logs.get('task_name', {}), 'run': run_title(run_pkl.stem, saved)}
 
 
 def print_masks(data: dict) -> None:
@@ -277,6 +341,11 @@ def curves_data(path: Path) -> dict:
     data = {k: np.array([r[k] for r in records], dtype=np.float64) for k in CURVE_KEYS}
     data['task'] = data['task'].astype(int)
     data['boundaries'] = [i for i in range(1, len(records)) if data['task'][i] != data['task'][i - 1]]
+    # The terms an approach's criterion adds to the cross-entropy and logs beside the loss (HAT's train_reg): the
+    # logged loss includes them, weighted
+    data['terms'] = [k.removeprefix('train_') for k in records[0] if k.startswith('train_')
+                     and k not in ('train_loss', 'train_acc') and all(k in r for r in records)]
+    data['run'] = run_title(path.stem)
     return data
 
 
@@ -293,7 +362,7 @@ def plot_forgetting(data: dict, args: argparse.Namespace) -> Figure:
     """The original's figure: rho against the number of tasks, one jittered line with intervals per approach."""
     fig = new_figure(args)
     ax = fig.gca()
-    curves, ntasks = data['curves'], data['ntasks']
+    curves, ntasks, seeds = data['curves'], data['ntasks'], data['seeds']
     for i, (label, c) in enumerate(curves.items()):
         jitter = JITTER * 2 * (i / len(curves) - 0.5)
         x = 1 + np.arange(c['mean'].size) + jitter
@@ -303,29 +372,47 @@ def plot_forgetting(data: dict, args: argparse.Namespace) -> Figure:
     ax.set_xticks(1 + np.arange(ntasks))
     ax.set_xlabel('Task number')
     ax.set_ylabel('Relative accuracy drop')
+    over = f'seed {seeds[0]}' if len(seeds) == 1 else f'mean and 95% interval over seeds {seed_ranges(seeds)}'
+    ax.set_title(f"{data['experiment']}: forgetting ratio rho ({over})", fontsize=10)
     ax.legend()
     return fig
 
 
 def plot_matrix(data: dict, args: argparse.Namespace) -> Figure:
-    """The accuracy matrix as an annotated heatmap, untested entries blank."""
+    """The accuracy matrix as an annotated heatmap, untested entries blank, its colours spanning the run's range."""
     fig = new_figure(args)
     ax = fig.gca()
     acc, names = data['acc'], data['task_names']
-    image = ax.imshow(np.ma.masked_invalid(acc), vmin=0, vmax=100, cmap='viridis')
-    fig.colorbar(image, ax=ax, label='accuracy (%)')
+    finite = acc[np.isfinite(acc)]
+    # The run's own range, not 0-100: a scale of 0-100 paints 96.7 and 99.9 alike
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
+    if high - low < 0.1:
+        low, high = low - 0.5, high + 0.5
+    image = ax.imshow(np.ma.masked_invalid(acc), vmin=low, vmax=high, cmap='viridis', aspect='auto')
+    fig.colorbar(image, ax=ax, label="accuracy (%), colours span this run's range")
     fontsize = max(4, min(9, 90 // len(acc)))  # keeps the numbers inside their cells up to ~20 tasks
     for (t, u), value in np.ndenumerate(acc):
         if np.isfinite(value):
             ax.text(u, t, f'{value:.1f}', ha='center', va='center', fontsize=fontsize,
-                    color='black' if value > 60 else 'white')
+                    color='black' if (value - low) / (high - low) > 0.6 else 'white')
     ticks = np.arange(len(acc))
     ax.set_xticks(ticks, names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=fontsize)
     ax.set_yticks(ticks, names, fontsize=fontsize)
-    ax.set_xlabel('tested on task')
+    ax.set_xlabel('tested on task' + ('' if data['named'] else ' (numbered: a .txt alone has no task names)'))
     ax.set_ylabel('after training task')
-    ax.set_title(Path(data['source']).name, fontsize=9)
+    ax.set_title(f"{data['run']}: accuracy (%) after each task", fontsize=10)
     return fig
+
+
+def line_style(k: int) -> dict:
+    """The k-th of a set of lines drawn together: its own colour, marker and dashes, told apart in grey too."""
+    return {'color': f'C{k % 10}', 'marker': MARKERS[k % len(MARKERS)], 'markersize': 5,
+            'linestyle': ('-', '--', '-.', ':')[k % 4]}
+
+
+def legend_below(ax, columns: int) -> None:
+    """The axes' legend under it, where it covers no data."""
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncols=columns, frameon=False)
 
 
 def plot_masks(data: dict, args: argparse.Namespace) -> Figure:
@@ -334,43 +421,66 @@ def plot_masks(data: dict, args: argparse.Namespace) -> Figure:
     axes = fig.subplots(1, 3)
     tasks = 1 + np.arange(data['unit_use'].shape[1])
     for k, layer in enumerate(data['layers']):
-        axes[0].plot(tasks, 100 * data['unit_use'][k], '-o', markersize=3, label=layer)
-        axes[1].plot(tasks, 100 * data['weight_use'][k], '-o', markersize=3, label=layer)
-    axes[1].plot(tasks, 100 * data['weight_use_total'], 'k--', label='all')
+        axes[0].plot(tasks, 100 * data['unit_use'][k], label=layer, **line_style(k))
+        axes[1].plot(tasks, 100 * data['weight_use'][k], label=layer, **line_style(k))
+    axes[1].plot(tasks, 100 * data['weight_use_total'], 'k--', linewidth=2, label='all layers')
     for ax, title in zip(axes[:2], ('units in use (%)', 'weights in use (%)')):
         ax.set_xticks(tasks)
         ax.set_xlabel('tasks learned')
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.set_ylim(-2, 102)
-    axes[1].legend(fontsize=7)
+    legend_below(axes[0], min(4, len(data['layers'])))
+    legend_below(axes[1], min(4, len(data['layers']) + 1))
     for t, per_epoch in data['binarised'].items():
         epochs = sorted(per_epoch)
-        axes[2].plot(np.array(epochs) + 1, [100 * per_epoch[e] for e in epochs], label=f'task {t}')
+        name = data['task_names'].get(t) if isinstance(data['task_names'], dict) else None
+        axes[2].plot(np.array(epochs) + 1, [100 * per_epoch[e] for e in epochs],
+                     label=f'task {t}' + (f' ({name})' if name else ''), **line_style(t))
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_xlabel('epoch (0: initial)')
-    axes[2].set_title('gates near 0 or 1 (%)', fontsize=9)
+    axes[2].set_title('gates within 0.01 of 0 or 1 (%)', fontsize=10)
     axes[2].set_ylim(-2, 102)
-    axes[2].legend(fontsize=7)
+    legend_below(axes[2], 2 if len(data['binarised']) > 3 else 1)
+    fig.suptitle(f"{data['run']}: HAT's masks (in use: cumulative mask > {data['threshold']:g})")
     return fig
 
 
 def plot_curves(data: dict, args: argparse.Namespace) -> Figure:
-    """Train and validation loss and accuracy per epoch over all tasks, task boundaries dotted."""
+    """Train and validation loss and accuracy per epoch over all tasks, each task's epochs joined by a line, the
+    tasks by dots, their boundaries dotted and named on top."""
     fig = new_figure(args)
     axes = fig.subplots(2, 1, sharex=True)
     x = 1 + np.arange(data['epoch'].size)
-    starts = [0] + data['boundaries']
+    starts, ends = [0] + data['boundaries'], data['boundaries'] + [x.size]
     for ax, metric, scale in ((axes[0], 'loss', 1), (axes[1], 'acc', 100)):
-        for color, split in (('C0', 'train'), ('C1', 'valid')):
-            # One line per task, so no line joins the end of a task to the start of the next
-            for i, (a, b) in enumerate(zip(starts, starts[1:] + [x.size])):
-                ax.plot(x[a:b], scale * data[f'{split}_{metric}'][a:b], '.-', color=color, markersize=3,
-                        label=split if i == 0 else None)
+        # valid's hollow markers, drawn first and larger, stay visible where the two are equal (mnist2 and pmnist
+        # validate on a copy of the training set)
+        for color, split, marker in (('C1', 'valid', 's'), ('C0', 'train', 'o')):
+            y = scale * data[f'{split}_{metric}']
+            style = {'markersize': 7, 'markerfacecolor': 'none'} if split == 'valid' else {'markersize': 4}
+            # A solid line per task; only a dotted one joins a task's last epoch to the next one's first (another
+            # data set, another head): with one epoch per task, the dotted line alone
+            for i, (a, b) in enumerate(zip(starts, ends)):
+                ax.plot(x[a:b], y[a:b], '-', marker=marker, color=color, label=split if i == 0 else None, **style)
+            for b in data['boundaries']:
+                ax.plot(x[b - 1:b + 1], y[b - 1:b + 1], ':', color=color, linewidth=1)
         for b in data['boundaries']:
             ax.axvline(b + 0.5, color='gray', linestyle=':', linewidth=1)
-    axes[0].set_ylabel('loss')
+    tasks = axes[0].secondary_xaxis('top')
+    labels = [str(data['task'][a]) for a in starts]
+    tasks.set_xticks([(x[a] + x[b - 1]) / 2 for a, b in zip(starts, ends)],
+                     labels if len(starts) > 8 else [f'task {t}' for t in labels], fontsize=8)
+    tasks.tick_params(length=0)
+    if len(starts) > 8:
+        tasks.set_xlabel('task', fontsize=8)
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    terms = ''.join(f' + lamb·{term}' for term in data['terms'])
+    axes[0].set_ylabel(f'loss\n(cross-entropy{terms})' if terms else 'loss')
     axes[1].set_ylabel('accuracy (%)')
     axes[1].set_xlabel('epoch (all tasks, in order)')
-    axes[0].legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].legend(handles[::-1], labels[::-1])  # train first
+    fig.suptitle(f"{data['run']}: learning curves")
     return fig
 
 
@@ -384,7 +494,7 @@ def show_or_save(fig: Figure, output: Path | None) -> None:
             files.atomic_write(output, lambda f: fig.savefig(f, format=output.suffix[1:].lower()))
         except (ValueError, MemoryError, OverflowError) as e:  # e.g. Agg's "Image size ... is too large"
             raise utils.UserError(f'cannot draw {output}: {utils.first_line(e)}') from None
-        print('Saved', output)
+        print('saved', output)
     plt.close(fig)
 
 
@@ -409,7 +519,8 @@ def build_parser() -> utils.Parser:
     sub = p.add_subparsers(dest='command', required=True, metavar='{forgetting,table,matrix,masks,curves}')
     figure = utils.Parser(add_help=False)
     figure.add_argument('--output', type=Path, help='figure file, e.g. fig.png or fig.pdf (default: show on screen)')
-    figure.add_argument('--size', default='6,4', help='width,height in inches (default: %(default)s)')
+    figure.add_argument('--size', help='width,height in inches (default: ' + ', '.join(
+        f'{size} for {command}' for command, size in DEFAULT_SIZES.items()) + ')')
     figure.add_argument('--dpi', type=int, default=100, help='dots per inch (default: %(default)s)')
     runs = utils.Parser(add_help=False)
     runs.add_argument('--approaches', required=True, help='comma-separated, e.g. random,joint,sgd,hat')
@@ -469,7 +580,7 @@ def parse_args(argv: list[str] | None):
                 raise utils.UserError(f"--against {args.against}: not one of --approaches "
                                       f"({', '.join(args.approaches)})")
     if hasattr(args, 'size'):
-        args.size = parse_size(args.size)
+        args.size = parse_size(args.size or DEFAULT_SIZES[args.command])
         if args.dpi < 1:
             raise utils.UserError('--dpi must be at least 1')
         # Agg, which draws PNGs and most screens' figures, refuses images of 2**16 pixels or more a side (compared

@@ -149,6 +149,88 @@ def test_table_without_references_says_na(tmp_path):
     assert (tmp_path / 't.md').read_text().splitlines()[2].endswith('| -27.50 ± n/a | 30.00 ± n/a | n/a |')
 
 
+def test_one_seed_printouts(tmp_path, capsys):
+    """One seed: values alone on screen (no '± n/a', no '(  nan)'), under a header saying so; files as before."""
+    folder = write_runs(tmp_path / 'res')
+    plot_results.main(['table', '--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0',
+                       '--folders', str(folder)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ['approach', 'seeds', 'acc', '1', 'acc', '2', 'acc', '3', 'final', 'acc', 'BWT',
+                              'forgetting', 'rho']
+    assert out[3].split() == ['hat', '1', '90.00', '82.50', '51.67', '51.67', '-27.50', '30.00', '-0.514']
+    assert out[4] == ('Accuracies, BWT and forgetting in %; mean ± 95% half-width over the seeds; one seed: its value '
+                      'alone (no interval)')
+    assert 'n/a' not in '\n'.join(out)
+    plot_results.main(['--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0', '--folders',
+                       str(folder), *figure_argv(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:4] == ['Forgetting ratio rho after k tasks (averaged over the tasks seen): one seed, no interval',
+                        'k                      1       2       3  -->    mean',
+                        'hat                0.000   0.062  -0.514  -->  -0.150']
+    assert 'nan' not in '\n'.join(out)
+
+
+def test_forgetting_printout_has_a_header(tmp_path, capsys):
+    folder = write_runs(tmp_path / 'res', seeds=range(5), shift=0.01)
+    plot_results.main(['--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-4', '--folders',
+                       str(folder), *figure_argv(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:4] == ['Forgetting ratio rho after k tasks (averaged over the tasks seen): mean (95% half-width) '
+                        'over 5 seeds',
+                        'k                      1               2               3          -->    mean',
+                        'hat                0.000 (0.000)   0.062 (0.000)  -0.501 (0.012)  -->  -0.146']
+
+
+def test_every_file_written_is_said(tmp_path, capsys):
+    folder = write_runs(tmp_path / 'res', seeds=range(3), shift=0.01)
+    out_files = [tmp_path / 'out' / name for name in ('t.csv', 't.md', 't.tex')]
+    plot_results.main(['table', '--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-2',
+                       '--folders', str(folder), '--csv', str(out_files[0]), '--markdown', str(out_files[1]),
+                       '--latex', str(out_files[2])])
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3:] == [f'saved {path}' for path in out_files]
+    assert all(path.is_file() for path in out_files)
+    plot_results.main(['--experiment', 'exp', '--approaches', 'random,joint,hat', '--seeds', '0-2', '--folders',
+                       str(folder), *figure_argv(tmp_path)])
+    assert capsys.readouterr().out.splitlines()[-1] == f"saved {tmp_path / 'fig.png'}"
+
+
+def test_missing_seeds_say_which_there_are(tmp_path):
+    folder = write_runs(tmp_path / 'res', seeds=range(3))
+    (folder / 'exp_hat_2.txt').unlink()
+    (folder / 'exp_hat_7_dryrun.txt').write_text('')  # not a seed's result
+    argv = ['--experiment', 'exp', '--approaches', 'random,joint,hat', '--folders', str(folder),
+            '--output', str(tmp_path / 'f.png')]
+    # the default --seeds 0-9: random stops at 3; only 0 and 1 have every approach
+    with pytest.raises(utils.UserError) as e:
+        plot_results.main(argv)
+    assert str(e.value) == (f"missing result file {folder / 'exp_random_3.txt'} (--seeds 0-9); {folder} has "
+                            f"exp_random for seeds 0-2, and all of random,joint,hat for seeds 0-1: pass --seeds 0-1")
+    with pytest.raises(utils.UserError) as e:
+        plot_results.main([*argv, '--seeds', '0-2'])
+    assert str(e.value).endswith(f'{folder} has exp_hat for seeds 0-1: pass --seeds 0-1')
+    with pytest.raises(utils.UserError) as e:
+        plot_results.main(['table', '--experiment', 'other', '--approaches', 'hat', '--folders', str(folder)])
+    assert str(e.value).endswith(f'{folder} has no other_hat_<seed>.txt at all (check --folders, --experiment and '
+                                 f'--approaches)')
+    assert plot_results.seed_ranges([0, 1, 2, 5, 7, 8]) == '0-2,5,7-8' and plot_results.seed_ranges([4]) == '4'
+    assert utils.parse_seeds(plot_results.seed_ranges([0, 1, 2, 5, 7, 8])) == [0, 1, 2, 5, 7, 8]
+
+
+def test_figures_have_titles(tmp_path):
+    """Every figure says what it shows: the forgetting figure its experiment and seeds."""
+    folder = write_runs(tmp_path / 'res', seeds=range(3), shift=0.01)
+    size = argparse.Namespace(size=(5, 3), dpi=40)
+    data = plot_results.forgetting_data([folder], 'exp', ['random', 'joint', 'hat'], [0, 1, 2])
+    fig = plot_results.plot_forgetting(data, size)
+    assert fig.axes[0].get_title() == 'exp: forgetting ratio rho (mean and 95% interval over seeds 0-2)'
+    plot_results.plt.close(fig)
+    data = plot_results.forgetting_data([folder], 'exp', ['random', 'joint', 'hat'], [1])
+    fig = plot_results.plot_forgetting(data, size)
+    assert fig.axes[0].get_title() == 'exp: forgetting ratio rho (seed 1)'
+    plot_results.plt.close(fig)
+
+
 # Two experiments to compare approaches on: per seed s, each approach's matrix moves by 0.03 (exp) or 0.02 (two_tasks)
 # times OFFSETS[approach][s] at one entry, so that paired differences vary over the seeds (constant ones would make the
 # t statistic infinite). An offset o at the last row moves the final accuracy, in %, by o; at column 0 of the last row
@@ -375,7 +457,7 @@ def test_matrix_figure(tmp_path):
     with pytest.raises(utils.UserError, match=r'run.txt: an unfinished run \(2 of 3 tasks\)'):
         plot_results.main(argv)
     data = plot_results.main(argv + ['--unfinished'])
-    assert data['task_names'] == ['task0', 'task1', 'task2']
+    assert data['task_names'] == ['task0', 'task1', 'task2'] and data['named']
     # in %, blank above the diagonal and for the task not done
     np.testing.assert_allclose(data['acc'], [[90, np.nan, np.nan], [85, 80, np.nan], [np.nan] * 3], equal_nan=True,
                                rtol=1e-6)
@@ -385,7 +467,34 @@ def test_matrix_figure(tmp_path):
         plot_results.main(['matrix', str(tmp_path / 'run.txt'), *figure_argv(tmp_path)])
     np.savetxt(tmp_path / 'run.txt', acc + np.tril(np.full((3, 3), 0.1)), '%.4f')
     data = plot_results.main(['matrix', str(tmp_path / 'run.txt'), *figure_argv(tmp_path)])
-    assert data['task_names'] == ['0', '1', '2'] and data['acc'][2, 0] == pytest.approx(10)
+    assert data['task_names'] == ['task 0', 'task 1', 'task 2'] and data['acc'][2, 0] == pytest.approx(10)
+    fig = plot_results.plot_matrix(data, argparse.Namespace(size=(5, 3), dpi=40))
+    ax = fig.axes[0]
+    assert ax.get_title() == 'run: accuracy (%) after each task'  # a name not of run.py's form: the name itself
+    assert 'a .txt alone has no task names' in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ['task 0', 'task 1', 'task 2']
+    # the colours span the values shown (10 .. 100), not 0-100, and the colour bar says so
+    assert ax.images[0].get_clim() == pytest.approx((10, 100))
+    assert "this run's range" in fig.axes[1].get_ylabel()
+    plot_results.plt.close(fig)
+
+
+def test_matrix_figure_of_a_run(tmp_path):
+    """A run's .txt and .pkl: the title names its experiment, approach and seed; one value alone still has a scale."""
+    acc = np.array([[0.967, 0], [0.999, 0.98]])
+    write_result(tmp_path / 'mnist2_hat_3.txt', acc)
+    data = plot_results.main(['matrix', str(tmp_path / 'mnist2_hat_3.txt'), *figure_argv(tmp_path)])
+    fig = plot_results.plot_matrix(data, argparse.Namespace(size=(5, 3), dpi=40))
+    assert fig.axes[0].get_title() == 'mnist2 · hat · seed 3: accuracy (%) after each task'
+    assert fig.axes[0].images[0].get_clim() == pytest.approx((96.7, 99.9))
+    plot_results.plt.close(fig)
+    write_result(tmp_path / 'other.txt', [[0.5]], experiment='pmnist', approach='sgd', seed=2)
+    data = plot_results.main(['matrix', str(tmp_path / 'other.txt'), *figure_argv(tmp_path)])
+    assert data['run'] == 'pmnist · sgd · seed 2'  # from the .pkl, the name saying nothing
+    fig = plot_results.plot_matrix(data, argparse.Namespace(size=(5, 3), dpi=40))
+    low, high = fig.axes[0].images[0].get_clim()
+    assert low < 50 < high
+    plot_results.plt.close(fig)
 
 
 def test_curves_figure(tmp_path):
@@ -399,7 +508,35 @@ def test_curves_figure(tmp_path):
     np.testing.assert_allclose(data['valid_acc'], [0.4, 0.5, 0.6, 0.4, 0.5])
     assert_image(tmp_path / 'fig.png', 200, 120)
     plot_results.main(['curves', str(log), '--output', str(tmp_path / 'default.png')])
-    assert_image(tmp_path / 'default.png', 600, 400)  # 6 x 4 inches at 100 dpi
+    assert_image(tmp_path / 'default.png', 700, 500)  # 7 x 5 inches at 100 dpi
+    fig = plot_results.plot_curves(data, argparse.Namespace(size=(5, 3), dpi=40))
+    loss, accuracy = fig.axes[:2]
+    assert fig.get_suptitle() == 'run: learning curves'
+    assert loss.get_ylabel() == 'loss' and data['terms'] == []  # nothing but the cross-entropy logged
+    # the task of each stretch of epochs, named above it
+    assert [t.get_text() for t in loss.child_axes[0].get_xticklabels()] == ['task 0', 'task 1']
+    np.testing.assert_allclose(loss.child_axes[0].get_xticks(), [2, 4.5])
+    assert all(float(t).is_integer() for t in accuracy.get_xticks())
+    plot_results.plt.close(fig)
+
+
+def test_curves_of_one_epoch_per_task_and_hats_regulariser(tmp_path):
+    """One epoch per task: lines with markers between tasks, not lone dots; HAT's logged loss includes lamb * reg,
+    which the axis says."""
+    records = [{'task': t, 'epoch': 1, 'train_loss': 1.0, 'valid_loss': 1.0, 'train_acc': 0.5, 'valid_acc': 0.5,
+                'train_reg': 0.4, 'valid_reg': 0.4} for t in (0, 1, 2)]
+    log = tmp_path / 'split_fmnist_hat_0.jsonl'
+    log.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    data = plot_results.main(['curves', str(log), *figure_argv(tmp_path)])
+    assert data['terms'] == ['reg'] and data['run'] == 'split_fmnist · hat · seed 0'
+    fig = plot_results.plot_curves(data, argparse.Namespace(size=(5, 3), dpi=40))
+    loss = fig.axes[0]
+    assert loss.get_ylabel() == 'loss\n(cross-entropy + lamb·reg)'
+    assert fig.get_suptitle() == 'split_fmnist · hat · seed 0: learning curves'
+    joins = [line for line in loss.lines if line.get_linestyle() == ':' and line.get_color() != 'gray']
+    assert len(joins) == 4  # train and valid, across each of the two boundaries
+    assert all(line.get_marker() in ('o', 's') for line in loss.lines if len(line.get_xdata()) == 1)
+    plot_results.plt.close(fig)
 
 
 ########################################################################################################################
@@ -457,6 +594,18 @@ def test_masks_of_a_real_hat_test_run(hat_test_run, tmp_path, capsys):
         assert data['binarised'][t][0] == pytest.approx(np.mean((gates < 0.01) | (gates > 0.99)))
     assert 'fc2' in capsys.readouterr().out
     assert_image(tmp_path / 'fig.png', 200, 120)
+    # The figure: titled with the run, room for three panels, lines told apart, legends below the data
+    plot_results.main(['masks', str(pkz), '--run', str(results_pkl), '--output', str(tmp_path / 'default.png')])
+    assert_image(tmp_path / 'default.png', 1300, 450)  # 13 x 4.5 inches at 100 dpi
+    fig = plot_results.plot_masks(data, argparse.Namespace(size=(13, 4.5), dpi=40))
+    assert fig.get_suptitle() == "mnist2 · hat-test · seed 0: HAT's masks (in use: cumulative mask > 0.5)"
+    for ax in fig.axes[:3]:
+        styles = [(line.get_marker(), line.get_linestyle()) for line in ax.lines]
+        assert len(set(styles)) == len(styles)
+        assert ax.get_legend().get_bbox_to_anchor().y1 < ax.bbox.y0
+    assert all(float(t).is_integer() for t in fig.axes[2].get_xticks())
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ['task 0 (mnist-0-4)', 'task 1 (mnist-5-9)']
+    plot_results.plt.close(fig)
 
 
 def test_masks_count_conv_weights_by_hand(tmp_path):

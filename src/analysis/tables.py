@@ -25,10 +25,18 @@ LATEX_SPECIAL = {**{c: '\\' + c for c in '&%$#_{}'}, '\\': r'\textbackslash{}', 
 
 
 def print_forgetting(curves: dict) -> None:
-    """The original's table: mean (interval) per number of tasks, then the mean over all of them."""
+    """The original's table: mean (interval) per number of tasks, then the mean over all of them; under a header that
+    says so, and without the interval where there is one seed (it is undefined)."""
+    first = next(iter(curves.values()))  # every curve has the same seeds and tasks
+    nseeds, ntasks = first['per_seed'].shape
+    single = nseeds == 1
+    cell_width = 8 if single else 16  # the width of a cell below: '-0.501  ' or '-0.501 (0.012)  '
+    over = 'one seed, no interval' if single else f'mean (95% half-width) over {nseeds} seeds'
     print('-' * 100)
+    print(f'Forgetting ratio rho after k tasks (averaged over the tasks seen): {over}')
+    print(f"{'k':16s}  " + ''.join(f'{k:>6d}'.ljust(cell_width) for k in range(1, ntasks + 1)) + '-->    mean')
     for label, c in curves.items():
-        cells = ''.join(f'{m:6.3f} ({h:5.3f})  ' for m, h in zip(c['mean'], c['ci']))
+        cells = ''.join(f'{m:6.3f}  ' if single else f'{m:6.3f} ({h:5.3f})  ' for m, h in zip(c['mean'], c['ci']))
         print(f'{label:16s}  {cells}-->  {c["per_seed"].mean():6.3f}')
     print('-' * 100)
 
@@ -111,16 +119,18 @@ def estimate(mean: float, half_width: float, digits: int) -> str:
     return f'{number(mean, digits)} ± {number(half_width, digits)}' if math.isfinite(mean) else 'n/a'
 
 
-def metric_cells(column: str, value: tuple[float, float | None] | None, csv: bool) -> list[str]:
+def metric_cells(column: str, value: tuple[float, float | None] | None, csv: bool, screen: bool = False) -> list[str]:
     """A metric's cells: 'mean ± half-width', or for CSV the two numbers; a lone number without a half-width
-    (a published figure, a difference); blank without a value."""
+    (a published figure, a difference, or on screen the value of a single seed); blank without a value."""
     if value is None:
         return ['', ''] if csv else ['']
     mean, half = value
     if csv:
         return [number(mean, 6), '' if half is None else number(half, 6)]
     digits = 3 if column.startswith('rho') else 2
-    return [number(mean, digits) if half is None else estimate(mean, half, digits)]
+    # A finite mean with an undefined half-width is one seed's value: '± n/a' in every cell says nothing on screen
+    alone = half is None or (screen and not math.isfinite(half))
+    return [number(mean, digits) if alone else estimate(mean, half, digits)]
 
 
 def p_value_text(row: dict, metric: str, test: str, digits: int) -> str:
@@ -131,13 +141,14 @@ def p_value_text(row: dict, metric: str, test: str, digits: int) -> str:
     return TOO_FEW if result['pairs'] < metrics.MIN_PAIRS else number(result[test], digits)
 
 
-def table_cells(rows: list[dict], csv: bool = False) -> list[list[str]]:
-    """Header and lines of our table, plus an experiment column, p-values and published lines where rows have them."""
+def table_cells(rows: list[dict], csv: bool = False, screen: bool = False) -> list[list[str]]:
+    """Header and lines of our table, plus an experiment column, p-values and published lines where rows have them;
+    on screen, a single seed's values without '± n/a'."""
     columns = table_columns(rows)
     several, tested, published = len({r['experiment'] for r in rows}) > 1, 'tests' in rows[0], 'published' in rows[0]
 
     def cells(value_of) -> list[str]:
-        return [cell for c in columns for cell in metric_cells(c, value_of(c), csv)]
+        return [cell for c in columns for cell in metric_cells(c, value_of(c), csv, screen)]
 
     titles = ([name for c in columns for name in (c, c + '_ci95')] if csv else
               [COLUMN_TITLES.get(c, c.replace('_', ' ')) for c in columns])
@@ -173,11 +184,14 @@ def markdown_text(rows: list[dict]) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    """The table, columns aligned."""
-    cells = table_cells(rows)
+    """The table, columns aligned; with one seed, values alone (a note says why there is no interval)."""
+    cells = table_cells(rows, screen=True)
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     for r in cells:
         print('  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    single = any(r['seeds'] == 1 for r in rows)
+    print('Accuracies, BWT and forgetting in %; mean ± 95% half-width over the seeds'
+          + ('; one seed: its value alone (no interval)' if single else ''))
 
 
 def latex_escape(text: str) -> str:
