@@ -117,6 +117,18 @@ def test_confidence_interval_is_the_originals():
     assert textbook / metrics.confidence_interval(values) == pytest.approx(math.sqrt(5 / 4), rel=1e-12)
 
 
+def test_one_seeds_undefined_interval_as_the_tables_show_it():
+    """One seed: the interval is NaN; on screen the value stands alone, in the files it stays 'n/a' beside it."""
+    from analysis import tables
+    half = float(metrics.confidence_interval(np.array([51.666667])))
+    assert math.isnan(half)
+    assert tables.metric_cells('acc_final', (51.666667, half), csv=False, screen=True) == ['51.67']
+    assert tables.metric_cells('acc_final', (51.666667, half), csv=False) == ['51.67 ± n/a']  # Markdown, as before
+    assert tables.metric_cells('acc_final', (51.666667, half), csv=True) == ['51.666667', 'n/a']
+    assert tables.metric_cells('rho', (math.nan, math.nan), csv=False, screen=True) == ['n/a']  # undefined: no value
+    assert tables.metric_cells('rho', (-0.5, 0.01), csv=False, screen=True) == ['-0.500 ± 0.010']
+
+
 def test_confidence_interval_over_an_axis():
     # columns: 1..5 (half-width 1.7559781, as above) and a constant (0)
     values = np.array([[1.0, 7], [2, 7], [3, 7], [4, 7], [5, 7]])
