@@ -26,7 +26,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_layout():
     for path in ('src/run.py', 'src/plumbing/utils.py', 'src/dataloaders', 'src/networks', 'src/approaches',
-                 'dat/.gitkeep', 'res/.gitkeep', 'logs/.gitkeep', 'requirements.txt', 'readme.md', 'LICENSE', '.gitignore'):
+                 'dat/.gitkeep', 'res/.gitkeep', 'logs/.gitkeep', 'requirements.txt', 'readme.md', 'LICENSE',
+                 '.gitignore', 'docs/usage.md'):
         assert (ROOT / path).exists(), path
     requirements = (ROOT / 'requirements.txt').read_text().split()
     assert requirements == ['torch', 'torchvision', 'numpy', 'tqdm', 'matplotlib', 'scipy']
