@@ -8,6 +8,7 @@ with --resume, so launching a sweep again continues where it stopped.
     python src/run_multi.py --experiments cifar --approaches hat --seeds 0-9 --runs-per-gpu 4   (4 at once per GPU)
     python src/run_multi.py --experiments cifar --approaches hat --seeds 0-9 --backend slurm --time 12:00:00
     python src/run_multi.py ... --backend slurm --runs-per-task 4        (4 runs share each array task's GPU)
+    python src/run_multi.py ... --backend slurm --setup env.sh     (env.sh's module load lines run in each job first)
     python src/run_multi.py ... -- --nepochs 100                  (flags after -- go to every run.py)
 
 Result names are the original's: <experiment>_<approach>_<seed>.txt, and with a grid <experiment>_<approach>-<value>-
@@ -68,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                             '(default: %(default)s)')
     slurm_flags.add_argument('--cpus-per-task', type=count, default=4,
                        help="CPUs per array task, split between its runs (default: %(default)s)")
-    slurm_flags.add_argument('--gpus-per-run', type=at_least_0, default=1,
-                       help='GPUs per array task, 0 for none (default: %(default)s)')
+    slurm_flags.add_argument('--gpus-per-task', type=at_least_0, default=1,
+                       help='GPUs per array task, shared by its runs, 0 for none (default: %(default)s)')
+    # The flag's former name, from when an array task held one run
+    slurm_flags.add_argument('--gpus-per-run', type=at_least_0, dest='gpus_per_task', default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
     slurm_flags.add_argument('--partition', type=slurm.word, help='default: the cluster\'s')
     slurm_flags.add_argument('--max-parallel', type=count, default=50,
                        help='array tasks running at once (the %% limit; default: %(default)s)')
@@ -78,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                             '%(default)s)')
     slurm_flags.add_argument('--sbatch-option', type=slurm.option, action='append', default=[], metavar='OPTION',
                        help='another #SBATCH line, e.g. --sbatch-option=--account=abc (repeatable)')
+    slurm_flags.add_argument('--setup', type=slurm.setup_file, metavar='FILE',
+                             help="a shell file whose lines the job script runs before the runs start, e.g. 'module "
+                                  "load cuda' or 'source ~/venv/bin/activate' (copied into the script when it is "
+                                  "written; the runs use the python that ran run_multi unless a line sets PYTHON)")
     slurm_flags.add_argument('--write-only', action='store_true',
                        help='write the job array script and show which runs each array task holds; do not submit')
     return p
@@ -90,7 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.run_args = argv[split + 1:]
     wrong = [(flag, backend) for flag, backend, given in (
         ('--workers', 'local', args.workers), ('--runs-per-gpu', 'local', args.runs_per_gpu),
-        ('--threads', 'local', args.threads), ('--runs-per-task', 'slurm', args.runs_per_task)) if given is not None
+        ('--threads', 'local', args.threads), ('--runs-per-task', 'slurm', args.runs_per_task),
+        ('--setup', 'slurm', args.setup)) if given is not None
         and backend != args.backend]
     if wrong:
         flag, backend = wrong[0]

@@ -142,6 +142,7 @@ def test_mps_daemon_per_gpu_and_without_mps(tmp_path, monkeypatch, capsys):
 
 def test_local_plan_splits_gpus_and_cpus(monkeypatch, capsys):
     monkeypatch.setattr(local, 'usable_cpus', lambda: 16)
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)  # a request for a number of threads (see the test below)
     plan = lambda runs, **flags: local.local_plan([None] * runs, argparse.Namespace(**{  # noqa: E731
         'gpus': '0,1', 'workers': None, 'runs_per_gpu': None, 'threads': None, **flags}))
     assert plan(10) == (['0', '1'], 2, 8)
@@ -429,3 +430,89 @@ def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
     assert 'Resuming from' in out
     saved = results.load_pkl(tmp_path / 'res' / 'split_mnist_hat_0.txt')
     assert results.is_complete(saved) and np.all(np.diag(saved['acc']) > 0)
+
+
+def test_threads_per_run_from_the_flag_the_environment_or_the_cores(monkeypatch, capsys):
+    """--threads first; else OMP_NUM_THREADS set in the user's environment (a request); else the usable CPUs split
+    between the workers. Each says where its number comes from, and more threads than CPUs is pointed out."""
+    monkeypatch.setattr(local, 'usable_cpus', lambda: 16)
+    args = lambda **flags: argparse.Namespace(**{  # noqa: E731
+        'gpus': '', 'workers': 4, 'runs_per_gpu': None, 'threads': None, **flags})
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    assert local.threads_per_run(args(), 4) == (4, '16 usable CPUs / 4 workers')
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    assert local.threads_per_run(args(), 4) == (2, 'OMP_NUM_THREADS')
+    assert local.local_plan([None] * 8, args()) == ([], 4, 2)
+    assert local.threads_per_run(args(threads=3), 4) == (3, '--threads')
+    assert capsys.readouterr().out == ''
+    monkeypatch.setenv('OMP_NUM_THREADS', '8')
+    assert local.local_plan([None] * 8, args()) == ([], 4, 8)
+    assert 'note: 4 runs at once x 8 CPU threads (OMP_NUM_THREADS) > 16 usable CPUs' in capsys.readouterr().out
+    for wrong in ('0', 'four'):
+        monkeypatch.setenv('OMP_NUM_THREADS', wrong)
+        with pytest.raises(utils.UserError, match=f"OMP_NUM_THREADS='{wrong}' in the environment: .* or pass "
+                                                  f"--threads"):
+            local.local_plan([None] * 8, args())
+
+
+def test_sweep_says_how_many_threads_each_run_gets_and_why(tmp_path):
+    """The sweep's printout, with OMP_NUM_THREADS in its environment (the run fails at once: no data)."""
+    proc = sweep(tmp_path, tmp_path / 'no_data', '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0',
+                 '--gpus', '', *TINY, env={**os.environ, 'OMP_NUM_THREADS': '3'})
+    assert '1 runs on 1 workers, 3 CPU threads each (OMP_NUM_THREADS)' in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_write_only_setup_lines_and_gpus_per_task(tmp_path, data_dir):
+    """--setup FILE's lines go into the job script after its variables and before the runs; --gpus-per-task sets
+    the array task's GPUs, as its former name --gpus-per-run still does (hidden from --help)."""
+    setup = tmp_path / 'env.sh'
+    setup.write_text('module load cuda/12\nsource ~/venv/bin/activate')
+    for flag, folder in (('--gpus-per-task', 'new'), ('--gpus-per-run', 'old')):
+        proc = sweep(tmp_path / folder, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0',
+                     '--backend', 'slurm', '--write-only', '--setup', str(setup), flag, '2', *TINY)
+        assert proc.returncode == 0, proc.stderr
+        script = (tmp_path / folder / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
+        assert '#SBATCH --gres=gpu:2\nexport HAT_ROOT=' in script
+        assert (f'HAT_MPS=0\n# From --setup {setup}, before the runs:\nmodule load cuda/12\n'
+                f'source ~/venv/bin/activate\n# exec: ') in script
+    usage = subprocess.run([sys.executable, str(ROOT / 'src' / 'run_multi.py'), '--help'], capture_output=True,
+                           text=True).stdout
+    assert '--gpus-per-task' in usage and '--gpus-per-run' not in usage and '--setup FILE' in usage
+
+
+@pytest.mark.parametrize('setup,fragment', [
+    ('missing.sh', 'argument --setup: {path}: cannot read it (No such file or directory)'),
+    ('.', 'argument --setup: {path}: cannot read it'),
+    ('sbatch.sh', 'argument --setup: {path}: holds #SBATCH lines, which sbatch would ignore there; give them with '
+                  '--sbatch-option'),
+    ('binary.sh', 'argument --setup: {path}: not a text file of shell lines'),
+])
+def test_setup_file_checked_when_parsed(tmp_path, data_dir, capsys, setup, fragment):
+    (tmp_path / 'sbatch.sh').write_text('module load cuda\n  #SBATCH --account=abc\n')
+    (tmp_path / 'binary.sh').write_bytes(b'\xff\xfe\x00module')
+    path = tmp_path / setup
+    argv = ['--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), '--data-dir',
+            str(data_dir), '--experiments', 'mnist2', '--approaches', 'sgd', '--backend', 'slurm', '--list',
+            '--setup', str(path)]
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(lambda: sys.exit(run_multi.main(argv)))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and fragment.format(path=path) in err and err.count('\n') == 1, err
+
+
+@requires_slurm
+def test_slurm_setup_lines_run_before_the_runs(tmp_path, data_dir):
+    """A real job array with --setup: its lines run in each array task before the runs, and what they export reaches
+    them (here PYTHON, a wrapper that notes each run it starts)."""
+    wrapper = tmp_path / 'python'
+    wrapper.write_text(f'#!/bin/bash\necho "wrapped $*" >> {tmp_path / "wrapped"}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    setup = tmp_path / 'env.sh'
+    setup.write_text(f'echo "setup ran in $SLURM_ARRAY_TASK_ID" >&2\nexport PYTHON={wrapper}\n')
+    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'random', '--seeds', '0',
+                 '--backend', 'slurm', '--setup', str(setup), '--gpus-per-task', '0', '--cpus-per-task', '1',
+                 '--mem', '500M', '--time', '10', '--job-name', 'setup', *TINY)
+    wait_for(submitted_job(proc))
+    assert 'setup ran in 0' in slurm_out(tmp_path, 'setup')
+    assert 'src/run.py --experiment mnist2 --approach random' in (tmp_path / 'wrapped').read_text()
+    assert results.is_complete(results.load_pkl(tmp_path / 'res' / 'mnist2_random_0.txt'))

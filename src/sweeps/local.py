@@ -47,9 +47,29 @@ def worker_env(gpu: str | None, threads: int, mps: dict | None = None) -> dict:
     return env
 
 
+def threads_per_run(args, workers: int) -> tuple[int, str]:
+    """CPU threads for each run, and where the number comes from: --threads, else OMP_NUM_THREADS when the user's
+    environment sets it (a request, as for any OpenMP program), else the usable CPUs split evenly between the
+    workers."""
+    if args.threads:
+        return args.threads, '--threads'
+    requested = os.environ.get('OMP_NUM_THREADS', '').strip()
+    if requested:
+        try:
+            threads = int(requested)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise utils.UserError(f"OMP_NUM_THREADS={requested!r} in the environment: a sweep gives each run that "
+                                  f"many CPU threads, so set a whole number of at least 1, unset it, or pass --threads")
+        return threads, 'OMP_NUM_THREADS'
+    cpus = usable_cpus()
+    return max(1, cpus // workers), f'{cpus} usable CPUs / {workers} workers'
+
+
 def local_plan(runs: list[Run], args) -> tuple[list[str], int, int]:
     """(GPUs, workers, CPU threads per run) of a local sweep: K runs at once on each GPU with --runs-per-gpu K, else
-    --workers (default one per GPU); the usable CPUs split evenly between the workers."""
+    --workers (default one per GPU); each run's threads as threads_per_run() says."""
     gpus = visible_gpus() if args.gpus == 'auto' else [g for g in args.gpus.split(',') if g]
     if args.runs_per_gpu and not gpus:
         raise utils.UserError("--runs-per-gpu: no GPU to share here (none visible, or --gpus ''); on CPU, "
@@ -57,7 +77,12 @@ def local_plan(runs: list[Run], args) -> tuple[list[str], int, int]:
     workers = args.workers or (args.runs_per_gpu or 1) * max(1, len(gpus))
     if (args.workers or args.runs_per_gpu) and workers > len(runs):
         print(f'note: {workers} workers for {len(runs)} runs: {len(runs)} run at once')
-    return gpus, workers, args.threads or max(1, usable_cpus() // workers)
+    threads, source = threads_per_run(args, workers)
+    busy = min(workers, len(runs))
+    if busy * threads > usable_cpus():
+        print(f'note: {busy} runs at once x {threads} CPU threads ({source}) > {usable_cpus()} usable CPUs: they will '
+              f'take turns on the CPUs')
+    return gpus, workers, threads
 
 
 def run_local(runs: list[Run], args) -> list[Run]:
@@ -71,7 +96,8 @@ def run_local(runs: list[Run], args) -> list[Run]:
     if gpus:
         most = -(-workers // len(gpus))
         where = f"{'' if workers % len(gpus) == 0 else 'up to '}{most} per GPU on GPU {', '.join(gpus)}, "
-    print(f'{len(runs)} runs on {workers} workers, {where}{threads} CPU threads each')
+    source = threads_per_run(args, workers)[1]
+    print(f'{len(runs)} runs on {workers} workers, {where}{threads} CPU threads each ({source})')
     failed, lock = [], threading.Lock()
     procs, stopping = set(), threading.Event()
     bar = tqdm(total=len(runs), desc='runs', unit='run')

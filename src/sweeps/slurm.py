@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from plumbing import utils
 from sweeps.grid import Run
@@ -47,12 +48,13 @@ def write_array(runs: list[Run], ntasks: int, args) -> Path:
                f'--output={folder}/{name}_%A_%a.out', '--open-mode=append', '--requeue',
                f'--signal=B:USR1@{args.signal_seconds}', f'--time={args.time}', f'--mem={args.mem}',
                f'--cpus-per-task={args.cpus_per_task}']
-    if args.gpus_per_run:
-        options.append(f'--gres=gpu:{args.gpus_per_run}')
+    if args.gpus_per_task:
+        options.append(f'--gres=gpu:{args.gpus_per_task}')
     if args.partition:
         options.append(f'--partition={args.partition}')
     options += args.sbatch_option
     script = commands.with_suffix('.sbatch')
+    setup = '' if args.setup is None else f'# From --setup {args.setup.path}, before the runs:\n{args.setup.lines}'
     per_task = ('one per array task' if args.runs_per_task == 1 else
                 f'{args.runs_per_task} at once per array task')
     script.write_text('#!/bin/bash\n'
@@ -62,6 +64,7 @@ def write_array(runs: list[Run], ntasks: int, args) -> Path:
                       f'export HAT_ROOT={shlex.quote(str(utils.ROOT))} PYTHON={shlex.quote(sys.executable)} '
                       f'HAT_RUNS={shlex.quote(str(commands))} HAT_RUNS_PER_TASK={args.runs_per_task} '
                       f'HAT_MPS={int(args.mps)}\n'
+                      + setup +
                       f'# exec: the same process, so that Slurm\'s signals reach run.sbatch\'s traps\n'
                       f'exec bash {shlex.quote(str(SBATCH_TEMPLATE))}\n')
     return script
@@ -118,6 +121,28 @@ def memory(text: str) -> str:
         raise argparse.ArgumentTypeError(f'{text!r}: give a positive whole number with an optional K, M, G or T '
                                          f'suffix, e.g. 16G')
     return text
+
+
+class Setup(NamedTuple):
+    """--setup's file and its lines, as read when the flags were parsed (what the job script gets)."""
+    path: Path
+    lines: str  # ending in a newline
+
+
+def setup_file(text: str) -> Setup:
+    """An argparse type: --setup's shell file, refused when it cannot be read as text or holds #SBATCH lines (sbatch
+    reads those only before the script's first command, and the setup's lines come after the job's variables)."""
+    path = Path(text).expanduser()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f'{text}: cannot read it ({e.strerror or e})') from None
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f'{text}: not a text file of shell lines') from None
+    if any(line.lstrip().startswith('#SBATCH') for line in lines):
+        raise argparse.ArgumentTypeError(f'{text}: holds #SBATCH lines, which sbatch would ignore there; give them '
+                                         f'with --sbatch-option')
+    return Setup(path.resolve(), ''.join(line + '\n' for line in lines))
 
 
 def option(text: str) -> str:
