@@ -275,3 +275,21 @@ def test_run_multi_refuses_in_one_line(tmp_path):
                           capture_output=True, text=True)
     assert_one_line_error(proc, 'argument --job-name')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_durations_are_printed_in_a_fitting_unit():
+    from plumbing import logs
+    assert [logs.duration(s) for s in (0.04, 42, 59.96, 70.4, 3599, 3599.6, 7500)] == [
+        '0.0 s', '42.0 s', '1 min 0 s', '1 min 10 s', '59 min 59 s', '1 h 00 min', '2 h 05 min']
+
+
+def test_printed_lines_say_their_units_and_where_files_go(data_dir, tmp_path, capsys):
+    """The epoch line names its two times (training, and the evaluation of the training set, in ms per batch), the
+    elapsed time has a unit that fits it, and hat --monitor says where it saved the monitoring log."""
+    run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'),
+              '--device', 'cpu', *RUN, '--approach', 'hat', '--monitor', '--dry-run'])
+    out = capsys.readouterr().out
+    assert re.search(r'^\| Epoch   1, train +[0-9.]+ ms/batch, eval +[0-9.]+ ms/batch \| Train: loss=', out, re.M), out
+    assert re.search(r'^\[Elapsed time = [0-9.]+ s\]$', out, re.M)
+    pkz = tmp_path / 'logs' / 'mnist2_hat_0_dryrun_masks.pkz'
+    assert f'Saved the monitoring log (per-epoch values and masks) at {pkz}\n' in out and pkz.is_file()

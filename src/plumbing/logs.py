@@ -21,11 +21,11 @@ def human_format(num: float) -> str:
 
 def duration(seconds: float) -> str:
     """A span of time for people: '42.0 s' below a minute, '1 min 10 s' below an hour, '2 h 05 min' above."""
-    if seconds < 60:
+    if seconds < 59.95:  # what rounds to 60.0 s is a minute
         return f'{seconds:.1f} s'
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f'{minutes} min {int(seconds % 60)} s'
+    if round(seconds) < 3600:
+        return f'{round(seconds) // 60} min {round(seconds) % 60} s'
+    minutes = round(seconds / 60)
     return f'{minutes // 60} h {minutes % 60:02d} min'
 
 
