@@ -24,7 +24,11 @@ SRC = ROOT / 'src'
 
 
 def load_module(path: Path, name: str) -> ModuleType:
-    """The module in the file at path, imported under name, without touching the import path."""
+    """The module in the file at path, imported under name, without touching the import path (the one already
+    imported from that file, if any: the tests' own fixtures module stays one)."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, '__file__', '')).resolve() == path.resolve():
+        return loaded
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # where dataclasses and pickle look a module up

@@ -7,6 +7,7 @@ its .gz files copied into <data-dir>/FashionMNIST/raw/, where the loader checks 
 
     python bench/tables/approaches.py                                 (all approaches, seeds 0 1, 3 epochs)
     python bench/tables/approaches.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
+    python bench/tables/approaches.py --approaches sgd --seeds 0 --dry-run      (a check of the set-up, in seconds)
 
 Runs are started with --resume: a finished run's results are reused, an interrupted one continues.
 """
@@ -43,6 +44,8 @@ def main() -> None:
     p.add_argument('--data-dir', type=Path, default=utils.DATA_DIR)
     p.add_argument('--out-dir', type=Path, default=utils.RESULTS_DIR / 'bench_baselines',
                    help='results and each run\'s full output (default: res/bench_baselines/)')
+    p.add_argument('--dry-run', action='store_true', help="run.py's --dry-run: a few batches, 1 epoch, a check of the "
+                                                          "set-up whose numbers mean nothing")
     args = p.parse_args()
     approaches = args.approaches.split(',')
     seeds = [int(s) for s in args.seeds.split(',')]
@@ -54,9 +57,11 @@ def main() -> None:
         for seed in seeds:
             argv = ['--experiment', 'split_fmnist', '--approach', approach, '--seed', str(seed), '--nepochs',
                     str(args.nepochs), '--data-dir', str(args.data_dir), '--results-dir', str(args.out_dir),
-                    '--logs-dir', str(args.out_dir), '--resume', *EXTRA.get(approach, lambda n: [])(args.nepochs)]
+                    '--logs-dir', str(args.out_dir), '--resume', *EXTRA.get(approach, lambda n: [])(args.nepochs),
+                    *(['--dry-run'] if args.dry_run else [])]
             clock = time.time()
-            with open(args.out_dir / f'split_fmnist_{approach}_{seed}.out', 'w') as out, \
+            suffix = '_dryrun' if args.dry_run else ''  # run.py's for the results
+            with open(args.out_dir / f'split_fmnist_{approach}_{seed}{suffix}.out', 'w') as out, \
                     contextlib.redirect_stdout(out):
                 results = run.main(argv)
             acc = results['acc']
@@ -64,6 +69,8 @@ def main() -> None:
             print(f'{approach:12s} seed {seed}: ACC {table[approach][-1][0]:.3f}  BWT {table[approach][-1][1]:+.3f}  '
                   f'({time.time() - clock:.0f} s)', flush=True)
 
+    if args.dry_run:
+        print('\nDRY RUN: a check of the set-up, not results')
     print(f'\nsplit_fmnist, MLP, {args.nepochs} epochs per task, seeds {seeds}: mean +- std over seeds')
     print('| approach | ACC (final average accuracy) | BWT (backward transfer) |')
     print('|---|---|---|')

@@ -9,6 +9,7 @@ dataset-fashion-mnist, copied where the loader reads it, as approaches.py does).
 
     python bench/tables/modern.py                          (seeds 0 1, 3 epochs)
     python bench/tables/modern.py --seeds 0,1,2 --nepochs 5
+    python bench/tables/modern.py --seeds 0 --dry-run      (a check of the set-up)
 
 Prints ACC (mean accuracy after the last task) and BWT per run and their means over seeds, in %, and the command of
 each run. Runs are started with --resume: a finished run's results are reused. (The time of one real-size epoch of
@@ -48,16 +49,20 @@ def main() -> None:
     p.add_argument('--nepochs', type=utils.int_at_least(1), default=3, help='epochs per task (default: 3)')
     p.add_argument('--data-dir', type=Path, default=utils.DATA_DIR)
     p.add_argument('--out', type=Path, default=ROOT / 'res' / 'bench_modern', help='results and logs folder')
+    p.add_argument('--dry-run', action='store_true', help="run.py's --dry-run: a few batches, 1 epoch, a check of the "
+                                                          "set-up whose numbers mean nothing")
     args = p.parse_args()
     common.prepare_fashion_mnist(args.data_dir)
     rows = []
+    suffix = '_dryrun' if args.dry_run else ''  # as run.py names a dry run's results
     for experiment, flags, approach, network in RUNS:
         per_seed = []
         for seed in args.seeds:
             argv = ['--experiment', experiment, *flags, '--approach', approach, '--network', network,
                     '--seed', str(seed), '--nepochs', str(args.nepochs), '--data-dir', str(args.data_dir),
                     '--results-dir', str(args.out), '--logs-dir', str(args.out),
-                    '--output', str(args.out / f'{experiment}_{approach}_{network}_{seed}.txt'), '--resume']
+                    '--output', str(args.out / f'{experiment}_{approach}_{network}_{seed}{suffix}.txt'), '--resume',
+                    *(['--dry-run'] if args.dry_run else [])]
             print('python src/run.py ' + ' '.join(argv), flush=True)
             clock = time.time()
             with contextlib.redirect_stdout(io.StringIO()):  # run.py's epoch lines
@@ -66,6 +71,8 @@ def main() -> None:
             ncla = [n for _, n in results['taskcla']]
             per_seed.append((100 * acc[-1].mean(), 100 * metrics.backward_transfer(acc), time.time() - clock))
         rows.append((experiment, approach, network, ncla, per_seed))
+    if args.dry_run:
+        print('\nDRY RUN: a check of the set-up, not results')
     print('\n| experiment | approach | network | tasks | chance | ACC % (per seed) | ACC % | BWT % (per seed) | '
           'BWT % |')
     print('|---|---|---|---|---|---|---|---|---|')
