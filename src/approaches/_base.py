@@ -11,6 +11,7 @@ A test builds one in a line: `ewc.Appr(net, ewc.Appr.Hyper(lamb=100), Loop(nepoc
 import dataclasses
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from approaches._fast import FastPath, Speed
+from networks._contract import BatchError
 from plumbing import hparams, logs, utils
 from plumbing.hparams import param
 
@@ -188,9 +190,10 @@ class Appr:
         """Learn task t (data holds every task; approaches choose what they may see)."""
         self.fast.drop()
         self.pre_train(t)
-        if self.trains:
-            self.fit(t, *self.training_sets(t, data))
-        self.post_train(t, data)
+        with _batch_sizes_named():
+            if self.trains:
+                self.fit(t, *self.training_sets(t, data))
+            self.post_train(t, data)
         self.fast.drop()  # post_train replaces what the graphs read (masks, anchors, frozen copies...)
 
     def fit(self, t: int, train: tuple, valid: tuple) -> float:
@@ -315,8 +318,19 @@ class Appr:
 
     def test(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(loss, accuracy) of task t's head on a test set."""
-        result = self.evaluate(t, x, y)
+        with _batch_sizes_named():
+            result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
+
+
+@contextmanager
+def _batch_sizes_named():
+    """A batch the network cannot compute (networks/_contract.BatchError) as a one-line error naming the flags that
+    set the batch sizes: the network knows why, the loop knows the flags."""
+    try:
+        yield
+    except BatchError as e:
+        raise utils.UserError(f'{e}; choose another --batch-size or --eval-batch-size') from None
 
 
 def _take(task, index):

@@ -3,11 +3,11 @@ accuracies, regularisers and the masks of every epoch, saved with the cumulative
 As the original, the embeddings start from U(0, 2) on alexnet_hat (its alexnet_hat_test network) unless --emb-init
 says otherwise, and --parameter takes lamb,smax,logpath,single_task (or a log path alone)."""
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from approaches import hat
-from networks import alexnet_hat
 from plumbing import hparams
 from plumbing.hparams import like
 
@@ -53,9 +53,11 @@ class Appr(hat.Appr):
 
     @classmethod
     def settle(cls, hp, network_cls: type):
-        """emb_init by network where not given: the original's alexnet_hat_test drew U(0, 2), its mlp_hat N(0, 1)."""
+        """emb_init by network where not given: its module's EMB_INIT, 'normal' where it declares none (the original's
+        alexnet_hat_test drew U(0, 2), its mlp_hat N(0, 1): networks/__init__.py)."""
         if hp.emb_init is None:
-            hp = dataclasses.replace(hp, emb_init='uniform' if issubclass(network_cls, alexnet_hat.Net) else 'normal')
+            network = sys.modules[network_cls.__module__]
+            hp = dataclasses.replace(hp, emb_init=getattr(network, 'EMB_INIT', 'normal'))
         return hp
 
     def __init__(self, model, hp: Hyper | None = None, *args, **kwargs):

@@ -16,15 +16,15 @@ channel cannot be normalised), whether training or evaluating.
 
 Where this differs from GPM: the kernels follow alexnet.py's rule, size // 8, size // 10 and 2, which is GPM's 4, 3,
 2 at its 32x32 inputs (GPM wrote 4, 3, 2 for CIFAR-100 only; 64x64 inputs get 8, 6, 2 here). A batch of one sample,
-which BatchNorm1d cannot normalise, is refused in one line naming the batch-size flags.
+which BatchNorm1d cannot normalise, raises networks._contract.BatchError (the training loop names the flags).
 """
 from collections.abc import Sequence
 
 import torch
 
 from networks._common import compute_conv_output_size, heads
+from networks._contract import BatchError
 from networks.alexnet import MaxPool2d
-from plumbing.utils import UserError
 
 VARIANT = None  # the approaches it serves: their Appr.network_variant
 LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')  # GPM's names, hence the state_dict keys
@@ -63,9 +63,8 @@ class AlexNetBNLayers:
         if l == 3:
             h = h.flatten(1)  # (B, 256*smid*smid), channel-major: HatNet.get_view_for relies on this order
             if h.size(0) == 1:  # PyTorch's error would be a traceback in the middle of a run
-                raise UserError('alexnet_bn normalises every batch by its own statistics, which a batch of one '
-                                'sample does not have (a set one sample longer than a multiple of the batch size); '
-                                'choose another --batch-size or --eval-batch-size')
+                raise BatchError('alexnet_bn normalises every batch by its own statistics, which a batch of one '
+                                 'sample does not have (a set one sample longer than a multiple of the batch size)')
         h = getattr(self, NORMS[l])(getattr(self, LAYERS[l])(h))
         h = (self.drop1 if l < 2 else self.drop2)(self.relu(h))
         return self.maxpool(h) if l < 3 else h

@@ -9,6 +9,7 @@ from networks._hat import HatNet
 from networks.alexnet import AlexNetLayers
 
 VARIANT = 'hat'  # the approaches it serves: their Appr.network_variant
+EMB_INIT = 'uniform'  # hat-test's default draw of the task embeddings, U(0, 2), as the original's alexnet_hat_test
 
 
 class Net(AlexNetLayers, HatNet):

@@ -8,6 +8,7 @@ from networks._hat import HatNet
 from networks.mlp import MLPLayers
 
 VARIANT = 'hat'  # the approaches it serves: their Appr.network_variant
+EMB_INIT = 'normal'  # hat-test's default draw of the task embeddings, N(0, 1), as the original's mlp_hat
 
 
 class Net(MLPLayers, HatNet):
