@@ -439,8 +439,11 @@ def plot_masks(data: dict, args: argparse.Namespace) -> Figure:
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_xlabel('epoch (0: initial)')
     axes[2].set_title('gates within 0.01 of 0 or 1 (%)', fontsize=10)
-    axes[2].set_ylim(-2, 102)
-    legend_below(axes[2], 2 if len(data['binarised']) > 3 else 1)
+    # From just below the lowest value: HAT's gates are mostly binary from the start, and on 0-100 every task's line
+    # would lie on the others near the top
+    lowest = min((100 * v for per_epoch in data['binarised'].values() for v in per_epoch.values()), default=0)
+    axes[2].set_ylim(max(-2, np.floor(lowest) - 2), 100.3)
+    legend_below(axes[2], min(3, len(data['binarised'])))
     fig.suptitle(f"{data['run']}: HAT's masks (in use: cumulative mask > {data['threshold']:g})")
     return fig
 
