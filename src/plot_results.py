@@ -386,8 +386,9 @@ def plot_matrix(data: dict, args: argparse.Namespace) -> Figure:
     finite = acc[np.isfinite(acc)]
     # The run's own range, not 0-100: a scale of 0-100 paints 96.7 and 99.9 alike
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
-    if high - low < 0.1:
-        low, high = low - 0.5, high + 0.5
+    if high - low < 1:  # (nearly) one value: a span of 1 within 0-100 rather than a scale of noise
+        low = max(0.0, min(low, high - 1))
+        high = max(high, low + 1)
     image = ax.imshow(np.ma.masked_invalid(acc), vmin=low, vmax=high, cmap='viridis', aspect='auto')
     fig.colorbar(image, ax=ax, label="accuracy (%), colours span this run's range")
     fontsize = max(4, min(9, 90 // len(acc)))  # keeps the numbers inside their cells up to ~20 tasks
