@@ -1,8 +1,6 @@
 """The experiments of the later literature on tiny data in their real formats: split_cifar100 and five_datasets (GPM's
 benchmarks) and tinyimagenet: tasks, order, normalisation checked by hand, validation split, cache, missing and
-corrupt data, and the flags each declares."""
-import argparse
-import inspect
+corrupt data (what every experiment declares, its flags among them: tests/test_contracts.py)."""
 import pickle
 import shutil
 
@@ -42,16 +40,6 @@ def one_line_error(call, *fragments: str) -> str:
 def by_hand(value: int, mean: float, std: float) -> torch.Tensor:
     """A pixel byte normalised as ToTensor and Normalize do it, in float32: (value / 255 - mean) / std."""
     return torch.tensor((np.float32(value) / np.float32(255) - np.float32(mean)) / np.float32(std))
-
-
-@pytest.mark.parametrize('module', [split_cifar100, five_datasets, tinyimagenet])
-def test_module_contract(module):
-    """The constants run.py reads, and flags whose defaults (an empty command line, as run.py parses them) are
-    keywords of get()."""
-    assert isinstance(module.INPUTSIZE, list) and isinstance(module.DEFAULT_NETWORK, str) and 0 < module.PC_VALID < 1
-    declared = argparse.ArgumentParser()
-    module.add_arguments(declared)
-    assert set(vars(declared.parse_args([]))) <= set(inspect.signature(module.get).parameters)
 
 
 ########################################################################################################################

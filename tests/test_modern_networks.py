@@ -6,8 +6,9 @@ import torch
 
 from approaches import hat, sgd
 from networks import alexnet_bn, alexnet_bn_hat, resnet18, resnet18_hat, resnet18_reduced, resnet18_reduced_hat
+from networks._contract import BatchError
 from plumbing import utils
-from fixtures import make_appr, make_tasks
+from fixtures import make_appr, make_tasks, run_main
 
 TEN = [(t, 10) for t in range(10)]  # 10 tasks of 10 classes (CIFAR-100 split as GPM's)
 MODULES = [alexnet_bn, alexnet_bn_hat, resnet18, resnet18_hat, resnet18_reduced, resnet18_reduced_hat]
@@ -91,6 +92,28 @@ def test_alexnet_bn_is_gpms():
     net.eval()
     x = torch.randn(4, 3, 32, 32)
     assert not torch.allclose(net(x)[0][:2], net(x[:2])[0])
+
+
+BATCH_OF_ONE = ('alexnet_bn normalises every batch by its own statistics, which a batch of one sample does not have (a '
+                'set one sample longer than a multiple of the batch size)')
+
+
+@pytest.mark.parametrize('module', [alexnet_bn, alexnet_bn_hat])
+def test_a_batch_of_one_is_a_neutral_error(module):
+    """The network says why and names no flag (it knows none)..."""
+    net = module.Net([3, 32, 32], TEN)
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(BatchError) as e:
+        net(x) if module.VARIANT is None else net(0, x)
+    assert str(e.value) == BATCH_OF_ONE
+
+
+def test_a_batch_of_one_is_one_line_naming_the_flags(data_dir, tmp_path):
+    """...and the loop, which knows the flags, names them: split_cifar100's tiny tasks train on 48 images, 47 + 1."""
+    with pytest.raises(utils.UserError) as e:
+        run_main(data_dir, tmp_path, '--experiment', 'split_cifar100', '--approach', 'sgd', '--nepochs', '1',
+                 '--batch-size', '47')
+    assert str(e.value) == BATCH_OF_ONE + '; choose another --batch-size or --eval-batch-size'
 
 
 @pytest.mark.parametrize('module,nf', [(resnet18, 64), (resnet18_reduced, 20)])

@@ -1,7 +1,6 @@
-"""run.py end to end on the tiny data: every approach on every experiment, result files, reproducibility, bad input."""
-import json
+"""run.py end to end on the tiny data: reproducibility, the dry run, paths, bad input (every approach on every
+experiment, and the result files of each: tests/test_contracts.py)."""
 import os
-import pickle
 import subprocess
 import sys
 
@@ -13,67 +12,13 @@ from plumbing import checkpoints, utils
 from conftest import ROOT
 from fixtures import OFFLINE, assert_one_line_error, cli, run_main
 
-APPROACHES = utils.module_choices('approaches')
-EXPERIMENTS = utils.module_choices('dataloaders')
-# The tiny data sets are learnable: a trained approach's mean diagonal must beat chance by this much
-MARGIN = 0.2
-# A few batches per task, enough to learn the tiny data (the AlexNet tasks need more, larger steps)
-SHORT_RUN = {'mnist2': ['--nepochs', '3', '--batch-size', '16'],
-             'pmnist': ['--nepochs', '2', '--batch-size', '32'],
-             'split_mnist': ['--nepochs', '3', '--batch-size', '16'],
-             'split_fmnist': ['--nepochs', '3', '--batch-size', '16'],
-             'cifar': ['--nepochs', '4', '--batch-size', '8', '--lr', '0.1']}
-# Every approach learns the tiny MLP task (mnist2) and runs on AlexNet (cifar, --dry-run: the paper's baselines are
-# slow on CPU); the reference approaches learn every paper experiment (joint, whose training set grows to the whole
-# sequence, only pmnist: on cifar it took a minute and a half); hat and sgd learn the split benchmarks; hat dry-runs
-# the mixture (test_mixture.py dry-runs sgd and hat-test there)
-REFERENCE = ['random', 'sgd', 'sgd-restart', 'sgd-frozen', 'joint', 'hat']
-LEARN = ({(a, 'mnist2') for a in APPROACHES} | {(a, e) for a in REFERENCE for e in ('pmnist', 'cifar')} |
-         {(a, e) for a in ('sgd', 'hat') for e in ('split_mnist', 'split_fmnist')}) - {('joint', 'cifar')}
-RUNS = sorted(LEARN | {(a, 'cifar') for a in APPROACHES} | {('hat', 'mixture')})
+# Every approach on every experiment, and each module against its contract: tests/test_contracts.py
 
 
-def test_module_choices():
-    assert APPROACHES == ['ewc', 'hat', 'hat-test', 'imm-mean', 'imm-mode', 'joint', 'lfl', 'lwf', 'pathnet',
-                          'progressive', 'random', 'sgd', 'sgd-frozen', 'sgd-restart']
-    assert EXPERIMENTS == ['cifar', 'five_datasets', 'mixture', 'mnist2', 'pmnist', 'split_cifar100', 'split_fmnist',
-                           'split_mnist', 'tinyimagenet']
-    assert utils.module_choices('networks') == ['alexnet', 'alexnet_bn', 'alexnet_bn_hat', 'alexnet_hat', 'alexnet_lfl',
-                                                'alexnet_pathnet', 'alexnet_progressive', 'mlp', 'mlp_hat', 'mlp_lfl',
-                                                'mlp_original', 'mlp_pathnet', 'mlp_progressive', 'resnet18',
-                                                'resnet18_hat', 'resnet18_reduced', 'resnet18_reduced_hat']
-
-
-@pytest.mark.parametrize('approach,experiment', RUNS)
-def test_short_runs(data_dir, tmp_path, approach, experiment):
-    learn = (approach, experiment) in LEARN
-    results = run_main(data_dir, tmp_path, '--experiment', experiment, '--approach', approach, '--seed', '1',
-                       *(SHORT_RUN[experiment] if learn else ['--dry-run']))
-    acc, taskcla = results['acc'], results['taskcla']
-    n = len(taskcla)
-    assert acc.shape == (n, n) and results['tasks_done'] == n
-    assert np.all(np.triu(acc, 1) == 0) and np.all((acc >= 0) & (acc <= 1))
-    chance = np.mean([1 / ncla for _, ncla in taskcla])
-    if learn and approach != 'random':
-        assert np.mean(np.diag(acc)) > chance + MARGIN, np.diag(acc)
-
-    out = tmp_path / 'res' / f'{experiment}_{approach}_1{"" if learn else "_dryrun"}.txt'
-    np.testing.assert_allclose(np.loadtxt(out, ndmin=2), acc, rtol=0, atol=5.1e-5)  # '%.4f'
-    with open(out.with_suffix('.pkl'), 'rb') as f:
-        saved = pickle.load(f)
-    np.testing.assert_array_equal(saved['acc'], acc)
-    assert saved['taskcla'] == taskcla and len(saved['task_names']) == n
-    assert saved['args']['approach'] == approach and saved['args']['seed'] == 1
-    assert len(saved['seconds_per_task']) == n and saved['lss'].shape == (n, n)
-
-    log = tmp_path / 'logs' / out.with_suffix('.jsonl').name
-    if approach == 'random':
-        assert not log.exists()  # no epoch runs: no per-epoch log
-    else:
-        records = [json.loads(line) for line in log.read_text().splitlines()]
-        assert {r['task'] for r in records} == set(range(n))
-        assert {'epoch', 'lr', 'train_loss', 'train_acc', 'valid_loss', 'valid_acc'} <= set(records[0])
-        assert ('train_reg' in records[0]) == approach.startswith('hat')
+def fitting(variant: str | None) -> str:
+    """The networks of a variant, as run.py lists them when another is named."""
+    return ', '.join(n for n in utils.module_choices('networks')
+                     if utils.load_module('networks', n).VARIANT == variant)
 
 
 def test_same_seed_same_matrices(data_dir, tmp_path):
@@ -110,7 +55,8 @@ def test_named_flags_and_legacy_parameter(data_dir, tmp_path):
 
 
 def test_dry_run(data_dir, tmp_path, capsys):
-    results = run_main(data_dir, tmp_path, '--experiment', 'cifar', '--approach', 'sgd', '--dry-run')
+    results = run_main(data_dir, tmp_path, '--experiment', 'cifar', '--approach', 'sgd', '--dry-run',
+                       '--batch-size', '2', '--eval-batch-size', '1000')  # the cheapest steps
     assert results['args']['nepochs'] == 1 and results['tasks_done'] == 10
     assert (tmp_path / 'res' / 'cifar_sgd_0_dryrun.txt').is_file()
     assert capsys.readouterr().out.count('| Epoch   1,') == 10
@@ -136,13 +82,14 @@ def test_runs_from_root_and_from_src(data_dir, tmp_path):
     (['--experiment', 'cifar', '--approach', 'hat', '--parameter', '0.75,big'], ["smax must be a number, got 'big'"]),
     (['--experiment', 'cifar', '--approach', 'sgd', '--parameter', '1'], ['(sgd): takes no values']),
     (['--experiment', 'cifar', '--approach', 'sgd', '--lamb', '1'], ['unrecognized arguments: --lamb']),
-    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'], ['approach hat needs a hat network (alexnet_bn_hat, alexnet_hat, mlp_hat, resnet18_hat, '
-                                                                     'resnet18_reduced_hat), not alexnet']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'], ['approach sgd needs a plain network (alexnet, alexnet_bn, mlp, '
-                                                                          'mlp_original, resnet18, resnet18_reduced), '
-                                                                          'not alexnet_hat']),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'], ["argument --nepochs: must be a whole number, got 'ten'"]),
-    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'], ['argument --nepochs: must be in [1, inf), got 0']),
+    (['--experiment', 'cifar', '--approach', 'hat', '--network', 'alexnet'],
+     [f"approach hat needs a hat network ({fitting('hat')}), not alexnet"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--network', 'alexnet_hat'],
+     [f'approach sgd needs a plain network ({fitting(None)}), not alexnet_hat']),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', 'ten'],
+     ["argument --nepochs: must be a whole number, got 'ten'"]),
+    (['--experiment', 'cifar', '--approach', 'sgd', '--nepochs', '0'],
+     ['argument --nepochs: must be in [1, inf), got 0']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
 ])
 def test_bad_command_lines(tmp_path, argv, fragments):
