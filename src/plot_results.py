@@ -483,7 +483,8 @@ def plot_curves(data: dict, args: argparse.Namespace) -> Figure:
     axes[1].set_ylabel('accuracy (%)')
     axes[1].set_xlabel('epoch (all tasks, in order)')
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].legend(handles[::-1], labels[::-1])  # train first
+    # train first; right of the axes, where it covers no data
+    fig.legend(handles[::-1], labels[::-1], loc='outside right upper', frameon=False)
     fig.suptitle(f"{data['run']}: learning curves")
     return fig
 
