@@ -62,7 +62,7 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
     p.add_argument('--cuda-graphs', action='store_true',
                    help='on a GPU, replay each full training step and evaluation batch as a CUDA graph, one launch '
                         'instead of hundreds, meant to give the same numbers (not yet measured on a GPU: '
-                        'bench/bench_gpu.py checks both; ignored with --amp or --compile, and for pathnet and random)')
+                        'bench/speed/gpu.py checks both; ignored with --amp or --compile, and for pathnet and random)')
     p.add_argument('--deterministic', action='store_true',
                    help="on a GPU, deterministic kernels (torch.use_deterministic_algorithms, warning where an "
                         "operation has none; cuBLAS's fixed workspace), so that a run repeated on the same GPU gives "

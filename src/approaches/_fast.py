@@ -7,7 +7,7 @@ CUDA graphs: on a GPU a batch of 64 keeps the loop bound by the host: a HAT trai
 each costing more host time than GPU time. A graph records one step's kernels once (per task, learning rate and data
 set) and replays them with a single launch. The replay runs the same kernels on the same memory as the eager step,
 with the same dropout draws (PyTorch's graph-safe Philox offsets), so the numbers should be the eager step's. That is
-not yet measured on a GPU, so graphs are opt-in (run.py --cuda-graphs); bench/bench_gpu.py checks and times them.
+not yet measured on a GPU, so graphs are opt-in (run.py --cuda-graphs); bench/speed/gpu.py checks and times them.
 
 A graph reads its data through addresses fixed at capture: the weights and gradients (updated in place by the
 optimizer and by load_state_dict), the whole training or evaluation set (indexed inside the graph by a batch of
