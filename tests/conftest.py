@@ -1,5 +1,10 @@
 """Shared fixtures: src/ on the import path, and a data folder with tiny versions of every data set in their real
-formats (MNIST, CIFAR, the mixture's, Tiny ImageNet)."""
+formats (MNIST, CIFAR, the mixture's, Tiny ImageNet).
+
+The whole suite: python -m pytest -q tests
+The fast subset, for the edit-and-test loop (every test module, without the tests marked slow):
+    python -m pytest -q -m "not slow" tests
+"""
 import sys
 from pathlib import Path
 
@@ -10,6 +15,12 @@ sys.path.insert(0, str(ROOT / 'src'))
 sys.path.insert(0, str(ROOT / 'tests'))
 
 import fixtures  # noqa: E402
+
+
+def pytest_configure(config):
+    """Register the slow marker."""
+    config.addinivalue_line('markers', 'slow: whole runs or processes of several seconds; '
+                                       '-m "not slow" leaves them out of the edit-and-test loop')
 
 
 def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
@@ -38,6 +49,15 @@ def data_dir(tmp_path_factory) -> Path:
         register_cifar_checksums(mp, md5)
         register_svhn_checksums(mp, svhn_md5)
         yield root
+
+
+@pytest.fixture(scope='session')
+def small_mnist(tmp_path_factory) -> Path:
+    """MNIST with 10 training and 4 test images per class (a split_mnist task: 18 training, 2 validation, 8 test
+    images), for whole runs whose point is their mechanics (resume, signals, sweeps), not what they learn."""
+    root = tmp_path_factory.mktemp('small_mnist')
+    fixtures.write_mnist(root, train_per_class=10, test_per_class=4)
+    return root
 
 
 @pytest.fixture(scope='module')

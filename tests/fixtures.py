@@ -417,6 +417,21 @@ def cli(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+def in_process(main, argv: list[str], capsys) -> subprocess.CompletedProcess:
+    """A command's main(argv) called in this process as its script calls it (through utils.run_cli, so that an error
+    is one line and an exit status), its output taken from capsys: what `cli` returns, without an interpreter's
+    start. For run_multi, whose script exits with what main returns, pass lambda a: sys.exit(run_multi.main(a))."""
+    from plumbing import utils
+    capsys.readouterr()
+    try:
+        utils.run_cli(lambda: main(list(argv)))
+        status = 0
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else int(e.code is not None)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(argv), status, out, err)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     """The command failed with exit status 2 and one 'error:' line holding every fragment, no traceback."""
     assert proc.returncode == 2, proc.stdout + proc.stderr

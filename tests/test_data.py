@@ -15,7 +15,8 @@ from torchvision import datasets, transforms
 from dataloaders import _common, cifar, five_datasets, mixture, mnist2, pmnist, split_fmnist, split_mnist
 from plumbing.utils import UserError
 import fixtures
-from fixtures import OFFLINE, assert_one_line_error, cli
+import run
+from fixtures import assert_one_line_error, in_process
 
 
 def test_cifar_tasks_order_and_splits(data_dir):
@@ -392,11 +393,12 @@ def test_idx_file_not_what_it_says_is_one_line_naming_it(tmp_path, offline, read
     assert '\n' not in message
 
 
-def test_idx_file_error_ends_the_command_in_one_line(tmp_path):
+def test_idx_file_error_ends_the_command_in_one_line(tmp_path, offline, capsys):
     fixtures.write_mnist(tmp_path / 'dat')
     path, problem = _larger_images(tmp_path / 'dat' / 'MNIST' / 'raw')
-    proc = cli('--experiment', 'split_mnist', '--approach', 'sgd', '--data-dir', str(tmp_path / 'dat'),
-               '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    proc = in_process(run.main, ['--experiment', 'split_mnist', '--approach', 'sgd', '--data-dir',
+                                 str(tmp_path / 'dat'), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                                 str(tmp_path / 'logs')], capsys)
     assert_one_line_error(proc, f'MNIST is corrupt: {path} {problem}', 'or delete it to have it downloaded again')
 
 
@@ -523,10 +525,11 @@ def test_gz_in_a_read_only_folder_is_one_line(tmp_path, offline, monkeypatch):
                             f'writable, or put the decompressed file there')
 
 
-def test_corrupt_gz_ends_the_command_in_one_line(tmp_path):
+def test_corrupt_gz_ends_the_command_in_one_line(tmp_path, offline, capsys):
     path, problem = _gz_label_count(_gzip_mnist(tmp_path / 'dat', 'FashionMNIST'))
-    proc = cli('--experiment', 'split_fmnist', '--approach', 'sgd', '--dry-run', '--data-dir', str(tmp_path / 'dat'),
-               '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    proc = in_process(run.main, ['--experiment', 'split_fmnist', '--approach', 'sgd', '--dry-run', '--data-dir',
+                                 str(tmp_path / 'dat'), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                                 str(tmp_path / 'logs')], capsys)
     assert_one_line_error(proc, f'FashionMNIST is corrupt: {path} {problem}', 'replace it with an intact copy')
 
 

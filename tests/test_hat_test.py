@@ -26,8 +26,8 @@ def load(path):
         return pickle.load(f)
 
 
-def test_logs_load_back_with_every_epochs_masks(data_dir, tmp_path):
-    results, path = run_hat_test(data_dir, tmp_path)
+def test_logs_load_back_with_every_epochs_masks(small_mnist, tmp_path):
+    results, path = run_hat_test(small_mnist, tmp_path)
     logs = load(path)
     assert logs['task_name'] == {0: 'mnist-0-4', 1: 'mnist-5-9'}
     for t in (0, 1):
@@ -51,9 +51,9 @@ def test_logs_load_back_with_every_epochs_masks(data_dir, tmp_path):
     np.testing.assert_allclose(logs['train_reg'][0], [r['train_reg'] for r in records])
 
 
-def test_legacy_parameter_forms(data_dir, tmp_path):
+def test_legacy_parameter_forms(small_mnist, tmp_path):
     custom = tmp_path / 'custom.pkz'
-    results, _ = run_hat_test(data_dir, tmp_path, '--parameter', f'0.5,200,{custom},1')
+    results, _ = run_hat_test(small_mnist, tmp_path, '--parameter', f'0.5,200,{custom},1')
     assert (results['args']['lamb'], results['args']['smax'], results['args']['single_task']) == (0.5, 200, True)
     assert load(custom)['task_name'][1] == 'mnist-5-9'
     settings = hat_test.Appr.parse_parameter(['logs/x.pkz'])
@@ -63,6 +63,7 @@ def test_legacy_parameter_forms(data_dir, tmp_path):
 
 
 def test_single_task_trains_only_the_first_task(data_dir, tmp_path):
+    # On data_dir: 3 epochs on its 200 images per task learn task 0 (small_mnist's 50 do not)
     results, path = run_hat_test(data_dir, tmp_path, '--single-task')
     logs = load(path)
     assert logs['train_loss'][0].shape == (3,) and logs['train_loss'][1].shape == (0,)

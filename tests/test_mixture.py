@@ -14,7 +14,8 @@ from torchvision import datasets, transforms
 from dataloaders import _common, mixture
 from plumbing.utils import UserError
 import fixtures
-from fixtures import OFFLINE, assert_one_line_error, cli, run_main
+from fixtures import OFFLINE, assert_one_line_error, in_process, run_main
+import run
 
 ORDER_SEED_0 = ['facescrub', 'mnist', 'cifar100', 'notmnist', 'svhn', 'cifar10', 'traffic-signs', 'fashion-mnist']
 # Fixture sizes: (training set, test set) per data set
@@ -206,12 +207,13 @@ def test_every_missing_or_corrupt_data_set_in_one_message(tmp_path, offline):
         assert fragment in message
 
 
-def test_missing_data_stops_the_command_before_training(tmp_path):
+def test_missing_data_stops_the_command_before_training(tmp_path, offline, capsys):
     root = tmp_path / 'dat'
     fixtures.write_facescrub(root)
     fixtures.write_notmnist(root)
-    proc = cli('--experiment', 'mixture', '--approach', 'hat', '--data-dir', str(root), '--results-dir',
-               str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)
+    proc = in_process(run.main, ['--experiment', 'mixture', '--approach', 'hat', '--data-dir', str(root),
+                                 '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs')],
+                      capsys)
     assert_one_line_error(proc, 'mixture: missing data for cifar10, cifar100, mnist, svhn, fashion-mnist, '
                                 'traffic-signs (or leave them out with --datasets)',
                           f"{root / 'cifar-10-batches-py'}", f"{root / 'MNIST' / 'raw'}", 'test_32x32.mat')
