@@ -43,7 +43,7 @@ def call(data_dir: Path, folder: Path, *argv: str):
 
 
 @pytest.fixture(scope='module')
-def states(data_dir, tmp_path_factory) -> dict[str, Path]:
+def states(small_mnist, tmp_path_factory) -> dict[str, Path]:
     """Folders (res/ and logs/) each holding one kind of thing at res/mnist2_sgd_0.txt, made once."""
     base = tmp_path_factory.mktemp('states')
     made = {}
@@ -55,7 +55,7 @@ def states(data_dir, tmp_path_factory) -> dict[str, Path]:
             change(folder / 'res' / f'{NAME}.txt')
         made[name] = folder
 
-    run_main(data_dir, base / 'finished', *ARGV)
+    run_main(small_mnist, base / 'finished', *ARGV)
     made['finished'] = base / 'finished'
     state('txt_alone', lambda txt: txt.with_suffix('.pkl').unlink())  # as the original wrote its results
     state('damaged_pkl', lambda txt: txt.with_suffix('.pkl').write_bytes(os.urandom(300)))
@@ -64,12 +64,13 @@ def states(data_dir, tmp_path_factory) -> dict[str, Path]:
     state('truncated_txt', lambda txt: txt.write_bytes(txt.read_bytes()[:-3]))
     state('edited_txt', lambda txt: txt.write_text(f'{(float(txt.read_text()[:6]) + 0.01) % 1:.4f}' +
                                                    txt.read_text()[6:]))  # one number changed, in the format
-    run_main(data_dir, base / 'dry_run', *ARGV, '--dry-run', '--output', str(base / 'dry_run' / 'res' / f'{NAME}.txt'))
+    run_main(small_mnist, base / 'dry_run', *ARGV, '--dry-run', '--output',
+             str(base / 'dry_run' / 'res' / f'{NAME}.txt'))
     made['dry_run'] = base / 'dry_run'
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoints, 'save', StopAfter(1))
         with pytest.raises(interrupts.Interrupted):
-            run_main(data_dir, base / 'unfinished', *ARGV)
+            run_main(small_mnist, base / 'unfinished', *ARGV)
     made['unfinished'] = base / 'unfinished'
     return made
 
@@ -84,50 +85,50 @@ CASES = [(s, m) for s in ('finished', 'txt_alone', 'damaged_pkl', 'pkl_of_wrong_
 
 
 @pytest.mark.parametrize('state,mistake', CASES)
-def test_rule1_nothing_finished_is_replaced_without_overwrite(states, data_dir, tmp_path, state, mistake):
+def test_rule1_nothing_finished_is_replaced_without_overwrite(states, small_mnist, tmp_path, state, mistake):
     folder = tmp_path / state
     shutil.copytree(states[state], folder)
     before = snapshot(folder)
-    outcome = call(data_dir, folder, *ARGV, *MISTAKES[mistake], '--output', str(folder / 'res' / f'{NAME}.txt'))
+    outcome = call(small_mnist, folder, *ARGV, *MISTAKES[mistake], '--output', str(folder / 'res' / f'{NAME}.txt'))
     assert isinstance(outcome, utils.UserError), outcome
     assert '--overwrite' in str(outcome) and f'{NAME}.txt' in str(outcome)
     assert snapshot(folder) == before
 
 
-def test_rule1_allowed_cases(states, data_dir, tmp_path, capsys):
+def test_rule1_allowed_cases(states, small_mnist, tmp_path, capsys):
     """The three cases that may go on: a finished run resumed with its settings is returned untouched, an unfinished
     one continued, a dry run's scratch replaced by another dry run."""
     folder = tmp_path / 'finished'
     shutil.copytree(states['finished'], folder)
     before = snapshot(folder)
-    assert call(data_dir, folder, *ARGV, '--resume')['tasks_done'] == 2 and snapshot(folder) == before
+    assert call(small_mnist, folder, *ARGV, '--resume')['tasks_done'] == 2 and snapshot(folder) == before
     assert 'finished already: nothing to resume (it was made with the same settings)' in capsys.readouterr().out
     folder = tmp_path / 'unfinished'
     shutil.copytree(states['unfinished'], folder)
-    assert call(data_dir, folder, *ARGV, '--resume')['tasks_done'] == 2
+    assert call(small_mnist, folder, *ARGV, '--resume')['tasks_done'] == 2
     folder = tmp_path / 'dry'
     shutil.copytree(states['dry_run'], folder)
     output = str(folder / 'res' / f'{NAME}.txt')
-    assert call(data_dir, folder, *ARGV, '--dry-run', '--output', output, '--seed', '0')['args']['dry_run']
+    assert call(small_mnist, folder, *ARGV, '--dry-run', '--output', output, '--seed', '0')['args']['dry_run']
 
 
-def test_rule1_overwrite_replaces_only_a_finished_run(states, data_dir, tmp_path, monkeypatch):
+def test_rule1_overwrite_replaces_only_a_finished_run(states, small_mnist, tmp_path, monkeypatch):
     """--overwrite by a run that fails, then by one that is interrupted: the old results and logs stay whole; resumed
     with --overwrite, the new run finishes and only then takes their place (no checkpoint or staged file left), with
     the matrices and epoch log of an uninterrupted run."""
     folder = tmp_path / 'f'
     shutil.copytree(states['finished'], folder)
     before = snapshot(folder)
-    diverged = call(data_dir, folder, *ARGV, '--overwrite', '--lr', '1e30')
+    diverged = call(small_mnist, folder, *ARGV, '--overwrite', '--lr', '1e30')
     assert 'diverged' in str(diverged)
     assert {k: v for k, v in snapshot(folder).items() if not Path(k).name.startswith('.')} == before
     with monkeypatch.context() as mp:
         mp.setattr(checkpoints, 'save', StopAfter(1))
         with pytest.raises(interrupts.Interrupted, match='--resume continues'):
-            run_main(data_dir, folder, *ARGV, '--overwrite', '--lr', '0.1')
+            run_main(small_mnist, folder, *ARGV, '--overwrite', '--lr', '0.1')
     assert {k: v for k, v in snapshot(folder).items() if not Path(k).name.startswith('.')} == before
-    replaced = run_main(data_dir, folder, *ARGV, '--overwrite', '--lr', '0.1', '--resume')
-    fresh = run_main(data_dir, tmp_path / 'fresh', *ARGV, '--lr', '0.1')
+    replaced = run_main(small_mnist, folder, *ARGV, '--overwrite', '--lr', '0.1', '--resume')
+    fresh = run_main(small_mnist, tmp_path / 'fresh', *ARGV, '--lr', '0.1')
     assert np.array_equal(replaced['acc'], fresh['acc']) and np.array_equal(replaced['lss'], fresh['lss'])
     after = snapshot(folder)
     assert sorted(after) == sorted(before)  # nothing staged, no checkpoint left
@@ -192,13 +193,13 @@ def test_rule2_readers_refuse_what_they_cannot_trust(states, tmp_path, case, com
     assert not (tmp_path / 'f.png').exists()
 
 
-def test_rule2_sweeps_count_only_finished_runs_of_their_settings(states, data_dir, tmp_path, capsys):
+def test_rule2_sweeps_count_only_finished_runs_of_their_settings(states, small_mnist, tmp_path, capsys):
     """A dry run's results never count as the real run's; finished results of other settings are not 'finished'
     for a sweep: it refuses to start rather than skip or replace them."""
-    sweep = ['--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0-1', '--data-dir', str(data_dir),
+    sweep = ['--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0-1', '--data-dir', str(small_mnist),
              '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), '--list']
     for seed in ('0', '1'):  # what a dry-run sweep writes: run.py's dry-run names
-        run_main(data_dir, tmp_path, '--experiment', 'mnist2', '--approach', 'sgd', '--seed', seed, '--dry-run')
+        run_main(small_mnist, tmp_path, '--experiment', 'mnist2', '--approach', 'sgd', '--seed', seed, '--dry-run')
     capsys.readouterr()
     assert run_multi.main(sweep + ['--', '--nepochs', '1']) == 0
     assert '2 runs: 0 finished before, 0 being written by another process, 2 to do' in capsys.readouterr().out
@@ -232,11 +233,11 @@ def test_rule3_a_sweep_owns_its_runs_identities(tmp_path, run_args, flag):
     assert f'the flags after -- set {flag}, which the sweep sets for each run' in str(e.value)
 
 
-def test_rule3_a_live_runs_console_log_is_never_truncated(data_dir, tmp_path):
+def test_rule3_a_live_runs_console_log_is_never_truncated(small_mnist, tmp_path):
     """A second sweep reaching a run another process is writing: the run's .out keeps every byte it had (appended
     to, with the refusal), and the run is reported as failed by this sweep only."""
     args = run_multi.parse_args(['--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0', '--data-dir',
-                                 str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                                 str(small_mnist), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
                                  str(tmp_path / 'logs'), '--gpus', '', '--', '--nepochs', '1'])
     (tmp_path / 'res').mkdir()
     (tmp_path / 'logs').mkdir()
@@ -319,9 +320,11 @@ def epochs_logged(log: Path, task: int) -> bool:
     return log.is_file() and any(json.loads(line)['task'] >= task for line in log.read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_rule6_ctrl_c_on_a_run_and_on_a_sweep(data_dir, tmp_path):
     """Ctrl-C (SIGINT): one line with the resume hint, exit status 130, the checkpoint of the tasks finished, for a
-    run and for a sweep (which passes it to its runs and waits for them to save)."""
+    run and for a sweep (which passes it to its runs and waits for them to save). Processes, since the point is the
+    signal and the exit status; on data_dir, whose tasks last long enough for the signal to arrive mid-run."""
     folders = ['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'),
                '--logs-dir', str(tmp_path / 'logs')]
     schedule = ['--nepochs', '2', '--batch-size', '16']
