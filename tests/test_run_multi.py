@@ -20,14 +20,24 @@ import run
 import run_multi
 from sweeps import grid, local, mps
 from conftest import ROOT
+from fixtures import in_process
 
 TINY = ['--', '--nepochs', '1', '--batch-size', '32']
 
 
 def sweep(tmp_path, data_dir, *argv, env=None):
+    """run_multi.py as a command (where the process is the point: its workers, its environment)."""
     return subprocess.run([sys.executable, str(ROOT / 'src' / 'run_multi.py'), '--results-dir', str(tmp_path / 'res'),
                            '--logs-dir', str(tmp_path / 'logs'), '--data-dir', str(data_dir), *argv],
                           capture_output=True, text=True, env=env)
+
+
+def sweep_here(tmp_path, data_dir, capsys, *argv):
+    """run_multi.py's main in this process, as its script calls it: what `sweep` returns, without an interpreter's
+    start."""
+    return in_process(lambda a: sys.exit(run_multi.main(a)), ['--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                                                               str(tmp_path / 'logs'), '--data-dir', str(data_dir),
+                                                               *argv], capsys)
 
 
 def fake_mps(tmp_path) -> tuple[dict, Path]:
@@ -65,9 +75,11 @@ def one_at_a_time(argvs) -> None:
         torch.set_num_threads(threads)
 
 
-def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data_dir, tmp_path):
+@pytest.mark.slow
+def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data_dir, tmp_path, capsys):
     """--runs-per-gpu 2 on one GPU id (the runs are told --device cpu, so this runs anywhere), with MPS started for
-    it: 2 runs at once, the same result files bitwise as one at a time, then nothing left to do."""
+    it: 2 runs at once, the same result files bitwise as one at a time, then nothing left to do. On data_dir, not
+    small_mnist: a run must last long enough for the other worker's to start while it goes."""
     env, record = fake_mps(tmp_path)
     packed = tmp_path / 'packed'
     proc = sweep(packed, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
@@ -96,8 +108,8 @@ def test_packed_local_sweep_runs_in_parallel_then_skips_and_equals_unpacked(data
                    '--logs-dir', str(unpacked)] for approach in ('sgd', 'hat') for seed in (0, 1))
     assert matrices(packed / 'res') == matrices(unpacked) and len(matrices(unpacked)) == 4
     before = {p.name: p.stat().st_mtime_ns for p in (packed / 'res').iterdir()}
-    again = sweep(packed, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1', *TINY,
-                  '--device', 'cpu')
+    again = sweep_here(packed, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds',
+                       '0-1', *TINY, '--device', 'cpu')
     assert again.returncode == 0 and '4 runs: 4 finished before, 0 being written by another process, 0 to do' \
         in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in (packed / 'res').iterdir()} == before
@@ -154,9 +166,9 @@ def test_local_plan_splits_gpus_and_cpus(monkeypatch, capsys):
     assert 'note: 8 workers for 3 runs: 3 run at once' in capsys.readouterr().out
 
 
-def test_grid_names_as_the_original(tmp_path, data_dir):
-    proc = sweep(tmp_path, data_dir, '--experiments', 'cifar', '--approaches', 'hat', '--seeds', '0',
-                 '--grid', 'lamb=0.1,4', '--grid', 'smax=25,800', '--list')
+def test_grid_names_as_the_original(tmp_path, data_dir, capsys):
+    proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'cifar', '--approaches', 'hat', '--seeds', '0',
+                      '--grid', 'lamb=0.1,4', '--grid', 'smax=25,800', '--list')
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()[1:]
     assert [line.split('--output ')[1].split()[0].rsplit('/', 1)[1] for line in lines] == [
@@ -164,12 +176,13 @@ def test_grid_names_as_the_original(tmp_path, data_dir):
     assert '--lamb 0.1 --smax 800' in lines[1]
 
 
-def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir):
-    """Two sweeps on the same results folder: what one is writing, the other skips."""
+def test_outputs_being_written_elsewhere_are_left_alone(tmp_path, data_dir, capsys):
+    """Two sweeps on the same results folder: what one is writing, the other skips (the lock is taken on another
+    open file, which conflicts as another process's would)."""
     (tmp_path / 'res').mkdir()
     with files.OutputLock(tmp_path / 'res' / 'mnist2_hat_1.txt'):
-        proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                     '--list')
+        proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat',
+                          '--seeds', '0-1', '--list')
     assert '4 runs: 0 finished before, 1 being written by another process, 3 to do' in proc.stdout
     assert 'mnist2_hat_1.txt' not in proc.stdout
 
@@ -218,19 +231,19 @@ def test_bad_sweeps_fail_before_running(tmp_path, data_dir, capsys, argv, fragme
     assert list((tmp_path / 'res').glob('*')) == []
 
 
-def test_failed_runs_are_reported_with_their_error(tmp_path):
-    proc = sweep(tmp_path, tmp_path / 'no_data', '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0',
-                 '--gpus', '', *TINY)
+def test_failed_runs_are_reported_with_their_error(tmp_path, capsys):
+    proc = sweep_here(tmp_path, tmp_path / 'no_data', capsys, '--experiments', 'mnist2', '--approaches', 'sgd',
+                      '--seeds', '0', '--gpus', '', *TINY)
     assert proc.returncode == 1
     assert '0 done, 0 skipped (finished before), 0 skipped (being written elsewhere), 1 failed' in proc.stdout
     assert 'failed: mnist2_sgd_0.txt: error: MNIST is missing' in proc.stdout
     assert str(tmp_path / 'logs' / 'mnist2_sgd_0.out') in proc.stdout
 
 
-def test_write_only_slurm_script(tmp_path, data_dir):
-    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-2',
-                 '--backend', 'slurm', '--write-only', '--time', '2:00:00', '--max-parallel', '4',
-                 '--partition', 'gpu', '--sbatch-option=--account=abc', *TINY)
+def test_write_only_slurm_script(tmp_path, data_dir, capsys):
+    proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds',
+                      '0-2', '--backend', 'slurm', '--write-only', '--time', '2:00:00', '--max-parallel', '4',
+                      '--partition', 'gpu', '--sbatch-option=--account=abc', *TINY)
     assert proc.returncode == 0, proc.stderr
     script = (tmp_path / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
     for line in ('#SBATCH --array=0-5%4', '#SBATCH --requeue', '#SBATCH --signal=B:USR1@300', '#SBATCH --time=2:00:00',
@@ -244,17 +257,17 @@ def test_write_only_slurm_script(tmp_path, data_dir):
     assert '(6 array tasks for 6 runs)' in proc.stdout
 
 
-def test_write_only_shows_the_packing(tmp_path, data_dir):
-    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-2',
-                 '--backend', 'slurm', '--write-only', '--runs-per-task', '4', '--mps', *TINY)
+def test_write_only_shows_the_packing(tmp_path, data_dir, capsys):
+    proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds',
+                      '0-2', '--backend', 'slurm', '--write-only', '--runs-per-task', '4', '--mps', *TINY)
     assert proc.returncode == 0, proc.stderr
     assert ('  array task 0: mnist2_sgd_0.txt, mnist2_sgd_1.txt, mnist2_sgd_2.txt, mnist2_hat_0.txt\n'
             '  array task 1: mnist2_hat_1.txt, mnist2_hat_2.txt\n') in proc.stdout
     assert '(2 array tasks for 6 runs)' in proc.stdout
     script = (tmp_path / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
     assert '#SBATCH --array=0-1%50' in script and 'HAT_RUNS_PER_TASK=4 HAT_MPS=1' in script
-    bigger = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0-2',
-                   '--backend', 'slurm', '--write-only', '--runs-per-task', '8', *TINY)
+    bigger = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds',
+                        '0-2', '--backend', 'slurm', '--write-only', '--runs-per-task', '8', *TINY)
     assert bigger.returncode == 0 and 'note: --runs-per-task 8 with 3 runs: one array task runs all 3' in bigger.stdout
 
 
@@ -278,7 +291,7 @@ def wait_for(job: str, timeout: float = 300) -> None:
     while time.time() < deadline:
         if subprocess.run(['squeue', '-h', '-j', job], capture_output=True, text=True).stdout.strip() == '':
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     pytest.fail(f'Slurm job {job} still queued after {timeout} s')
 
 
@@ -324,18 +337,21 @@ def wait_until_ended(job: str, timeout: float = 300) -> str:
     deadline = time.time() + timeout
     while (state := job_state(job)[0]) in ('PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING', 'REQUEUED'):
         assert time.time() < deadline, f'{job} still {state} after {timeout} s'
-        time.sleep(0.5)
+        time.sleep(0.2)
     return state
 
 
+@pytest.mark.slow
 @requires_slurm
-def test_slurm_packed_job_array(tmp_path, data_dir):
+def test_slurm_packed_job_array(tmp_path, small_mnist, monkeypatch, capsys):
     """4 runs, 2 per array task: 2 array tasks, each running its 2 runs at once (one CPU thread each), with the MPS
     daemon started and stopped by each task."""
+    data_dir = small_mnist
     env, record = fake_mps(tmp_path)
-    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                 '--backend', 'slurm', '--runs-per-task', '2', '--mps', '--gpus-per-run', '0', '--cpus-per-task', '1',
-                 '--mem', '500M', '--time', '10', '--job-name', 'array', *TINY, env=env)
+    monkeypatch.setenv('PATH', env['PATH'])  # sbatch passes it to the job
+    proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds',
+                      '0-1', '--backend', 'slurm', '--runs-per-task', '2', '--mps', '--gpus-per-run', '0',
+                      '--cpus-per-task', '1', '--mem', '500M', '--time', '10', '--job-name', 'array', *TINY)
     assert '(4 runs in 2 array tasks)' in proc.stdout, proc.stdout + proc.stderr
     wait_for(submitted_job(proc))
     for approach in ('sgd', 'hat'):
@@ -349,28 +365,32 @@ def test_slurm_packed_job_array(tmp_path, data_dir):
     assert out.count('exit status 0') == 4 and out.count('MPS control daemon started') == 2
     calls = record.read_text().splitlines()
     assert sorted(c.split(' gpu=')[0] for c in calls) == sorted(['call [-d]', 'call []', 'quit'] * 2)
-    again = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds', '0-1',
-                  '--backend', 'slurm', *TINY)
+    again = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd,hat', '--seeds',
+                       '0-1', '--backend', 'slurm', *TINY)
     assert '4 finished before' in again.stdout and 'Submitted' not in again.stdout
 
 
+@pytest.mark.slow
 @requires_slurm
-def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
+def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, small_mnist, capsys):
     """USR1 (Slurm's time-limit warning) to two packed array tasks: task 0's two runs both stop (exit 3, checkpoints
     kept); task 1's first run had finished, its second stops. Both tasks requeue once; the stopped runs resume and
-    end with the matrices of an uninterrupted sweep, and the finished run is not redone."""
-    grid = ['--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0', '--grid', 'nepochs=4,5,1,6']
-    proc = sweep(tmp_path, data_dir, *grid, '--backend', 'slurm', '--runs-per-task', '2', '--gpus-per-run', '0',
-                 '--cpus-per-task', '1', '--mem', '500M', '--time', '10', '--job-name', 'pack', '--',
-                 '--batch-size', '16')
+    end with the matrices of an uninterrupted sweep, and the finished run is not redone. On small_mnist (epochs of
+    two batches), with epochs enough per task to keep the stopped runs going well after the state each signal waits
+    for, on a loaded machine too."""
+    data_dir = small_mnist
+    grid = ['--experiments', 'split_mnist', '--approaches', 'hat', '--seeds', '0', '--grid', 'nepochs=8,10,1,12']
+    proc = sweep_here(tmp_path, data_dir, capsys, *grid, '--backend', 'slurm', '--runs-per-task', '2',
+                      '--gpus-per-run', '0', '--cpus-per-task', '1', '--mem', '500M', '--time', '10', '--job-name',
+                      'pack', '--', '--batch-size', '16')
     job = submitted_job(proc)
-    name = {n: f'split_mnist_hat-{n}_0' for n in (4, 5, 1, 6)}
+    name = {n: f'split_mnist_hat-{n}_0' for n in (8, 10, 1, 12)}
     logs, res = tmp_path / 'logs', tmp_path / 'res'
     # Each task is signalled once its state is the one wanted: both runs past their first task; the short run
     # finished and the long one past its first task
-    ready = {'0': lambda: all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (4, 5)),
+    ready = {'0': lambda: all(jsonl_task(logs / f'{name[n]}.jsonl') >= 1 for n in (8, 10)),
              '1': lambda: (results.is_complete(results.load_pkl(res / f'{name[1]}.txt'))
-                           and jsonl_task(logs / f'{name[6]}.jsonl') >= 1)}
+                           and jsonl_task(logs / f'{name[12]}.jsonl') >= 1)}
     deadline = time.time() + 300
     while ready:
         assert time.time() < deadline, 'the runs never got that far: ' + slurm_out(tmp_path, 'pack')
@@ -383,7 +403,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
         while job_state(f'{job}_{task}') != ('PENDING', 1):  # stopped, requeued, not started again
             assert time.time() < deadline, f'task {task} was not requeued: {job_state(f"{job}_{task}")}'
             time.sleep(0.2)
-    for n in (4, 5, 6):  # stopped: unfinished results, a checkpoint to resume from
+    for n in (8, 10, 12):  # stopped: unfinished results, a checkpoint to resume from
         assert not results.is_complete(results.load_pkl(res / f'{name[n]}.txt'))
         assert (logs / f'{name[n]}_checkpoint.pt').is_file()
     restart_now(f'{job}_0', f'{job}_1')
@@ -391,7 +411,7 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
     out = slurm_out(tmp_path, 'pack')
     assert out.count('[run.sbatch] USR1 received: stopping the runs') == 2 and out.count('requeueing') == 2
     assert out.count('exit status 3') == 3, out
-    for n in (4, 5, 6):
+    for n in (8, 10, 12):
         log = (logs / f'{name[n]}.out').read_text()
         assert 'interrupted: SIGUSR1 after' in log and 'Resuming from' in log and log.count('Done!') == 1
     assert 'is finished already: nothing to resume' in (logs / f'{name[1]}.out').read_text()
@@ -399,19 +419,22 @@ def test_slurm_packed_tasks_stop_requeue_and_resume(tmp_path, data_dir):
     reference = tmp_path / 'uninterrupted'
     one_at_a_time(['--experiment', 'split_mnist', '--approach', 'hat', '--nepochs', str(n), '--batch-size', '16',
                    '--data-dir', str(data_dir), '--output', str(reference / f'{name[n]}.txt'),
-                   '--logs-dir', str(reference)] for n in (4, 5, 1, 6))
+                   '--logs-dir', str(reference)] for n in (8, 10, 1, 12))
     assert matrices(res) == matrices(reference) and len(matrices(res)) == 4
 
 
+@pytest.mark.slow
 @requires_slurm
-def test_slurm_single_run_template_requeues_and_resumes(tmp_path, data_dir):
+def test_slurm_single_run_template_requeues_and_resumes(tmp_path, small_mnist):
     """scripts/run.sbatch used directly, as the readme shows: USR1 makes the run save and exit, the job requeues
-    itself, and the requeued job resumes after the last finished task and completes the matrix."""
+    itself, and the requeued job resumes after the last finished task and completes the matrix. On small_mnist,
+    with 8 epochs per task: tasks enough after the second for the signal to arrive first."""
+    data_dir = small_mnist
     (tmp_path / 'logs').mkdir()
     proc = subprocess.run(['sbatch', '--parsable', '--job-name=single', '--gres=none', '--cpus-per-task=1',
                            '--mem=500M', '--time=10', f'--output={tmp_path / "logs"}/single_%j.out',
                            str(ROOT / 'scripts' / 'run.sbatch'), '--experiment', 'split_mnist', '--approach', 'hat',
-                           '--nepochs', '3', '--batch-size', '16', '--data-dir', str(data_dir),
+                           '--nepochs', '8', '--batch-size', '16', '--data-dir', str(data_dir),
                            '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs')],
                           capture_output=True, text=True, env={**os.environ, 'HAT_ROOT': str(ROOT),
                                                                'PYTHON': sys.executable})
@@ -455,28 +478,29 @@ def test_threads_per_run_from_the_flag_the_environment_or_the_cores(monkeypatch,
             local.local_plan([None] * 8, args())
 
 
-def test_sweep_says_how_many_threads_each_run_gets_and_why(tmp_path):
+def test_sweep_says_how_many_threads_each_run_gets_and_why(tmp_path, monkeypatch, capsys):
     """The sweep's printout, with OMP_NUM_THREADS in its environment (the run fails at once: no data)."""
-    proc = sweep(tmp_path, tmp_path / 'no_data', '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0',
-                 '--gpus', '', *TINY, env={**os.environ, 'OMP_NUM_THREADS': '3'})
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    proc = sweep_here(tmp_path, tmp_path / 'no_data', capsys, '--experiments', 'mnist2', '--approaches', 'sgd',
+                      '--seeds', '0', '--gpus', '', *TINY)
     assert '1 runs on 1 workers, 3 CPU threads each (OMP_NUM_THREADS)' in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_write_only_setup_lines_and_gpus_per_task(tmp_path, data_dir):
+def test_write_only_setup_lines_and_gpus_per_task(tmp_path, data_dir, capsys):
     """--setup FILE's lines go into the job script after its variables and before the runs; --gpus-per-task sets
     the array task's GPUs, as its former name --gpus-per-run still does (hidden from --help)."""
     setup = tmp_path / 'env.sh'
     setup.write_text('module load cuda/12\nsource ~/venv/bin/activate')
     for flag, folder in (('--gpus-per-task', 'new'), ('--gpus-per-run', 'old')):
-        proc = sweep(tmp_path / folder, data_dir, '--experiments', 'mnist2', '--approaches', 'sgd', '--seeds', '0',
-                     '--backend', 'slurm', '--write-only', '--setup', str(setup), flag, '2', *TINY)
+        proc = sweep_here(tmp_path / folder, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'sgd',
+                          '--seeds', '0', '--backend', 'slurm', '--write-only', '--setup', str(setup), flag, '2',
+                          *TINY)
         assert proc.returncode == 0, proc.stderr
         script = (tmp_path / folder / 'logs' / 'slurm' / 'sweep.sbatch').read_text()
         assert '#SBATCH --gres=gpu:2\nexport HAT_ROOT=' in script
         assert (f'HAT_MPS=0\n# From --setup {setup}, before the runs:\nmodule load cuda/12\n'
                 f'source ~/venv/bin/activate\n# exec: ') in script
-    usage = subprocess.run([sys.executable, str(ROOT / 'src' / 'run_multi.py'), '--help'], capture_output=True,
-                           text=True).stdout
+    usage = in_process(lambda a: sys.exit(run_multi.main(a)), ['--help'], capsys).stdout
     assert '--gpus-per-task' in usage and '--gpus-per-run' not in usage and '--setup FILE' in usage
 
 
@@ -500,8 +524,9 @@ def test_setup_file_checked_when_parsed(tmp_path, data_dir, capsys, setup, fragm
     assert stop.value.code == 2 and fragment.format(path=path) in err and err.count('\n') == 1, err
 
 
+@pytest.mark.slow
 @requires_slurm
-def test_slurm_setup_lines_run_before_the_runs(tmp_path, data_dir):
+def test_slurm_setup_lines_run_before_the_runs(tmp_path, data_dir, capsys):
     """A real job array with --setup: its lines run in each array task before the runs, and what they export reaches
     them (here PYTHON, a wrapper that notes each run it starts)."""
     wrapper = tmp_path / 'python'
@@ -509,9 +534,9 @@ def test_slurm_setup_lines_run_before_the_runs(tmp_path, data_dir):
     wrapper.chmod(0o755)
     setup = tmp_path / 'env.sh'
     setup.write_text(f'echo "setup ran in $SLURM_ARRAY_TASK_ID" >&2\nexport PYTHON={wrapper}\n')
-    proc = sweep(tmp_path, data_dir, '--experiments', 'mnist2', '--approaches', 'random', '--seeds', '0',
-                 '--backend', 'slurm', '--setup', str(setup), '--gpus-per-task', '0', '--cpus-per-task', '1',
-                 '--mem', '500M', '--time', '10', '--job-name', 'setup', *TINY)
+    proc = sweep_here(tmp_path, data_dir, capsys, '--experiments', 'mnist2', '--approaches', 'random', '--seeds',
+                      '0', '--backend', 'slurm', '--setup', str(setup), '--gpus-per-task', '0', '--cpus-per-task',
+                      '1', '--mem', '500M', '--time', '10', '--job-name', 'setup', *TINY)
     wait_for(submitted_job(proc))
     assert 'setup ran in 0' in slurm_out(tmp_path, 'setup')
     assert 'src/run.py --experiment mnist2 --approach random' in (tmp_path / 'wrapped').read_text()
