@@ -31,7 +31,8 @@ def test_defaults_are_the_papers():
 def test_s_schedule():
     appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 2)]))
     x = torch.randn(2, 1, 28, 28)
-    for (i, n), expected in [((0, 64), 1 / 400), ((32, 64), 200.00125), ((48, 64), 300.000625), ((640, 1000), 256.0009)]:
+    for (i, n), expected in [((0, 64), 1 / 400), ((32, 64), 200.00125), ((48, 64), 300.000625),
+                             ((640, 1000), 256.0009)]:
         appr.pre_batch((i, n))
         assert appr.s == pytest.approx(expected, rel=1e-12)
         assert appr.s_train.item() == np.float32(appr.s) and appr.smax_over_s.item() == np.float32(400 / appr.s)
@@ -44,10 +45,10 @@ def test_s_schedule():
 def test_regulariser():
     appr = make_hat(mlp_hat.Net([1, 28, 28], [(0, 2)]))
     masks = [torch.tensor([[0.2, 0.8]]), torch.tensor([[1.0, 0.0, 0.5]])]
-    assert appr.regulariser(masks).item() == pytest.approx(2.5 / 5)  # first task: sum(a) / units
+    assert appr.regulariser(masks).item() == pytest.approx(2.5 / 5, rel=1e-5)  # first task: sum(a) / units
     appr.mask_pre = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.0, 1.0]])]
     # sum(a * (1 - a_pre)) = 0.2*0 + 0.8*1 + 1*0.5 + 0*1 + 0.5*0 = 1.3; sum(1 - a_pre) = 1 + 1.5 = 2.5
-    assert appr.regulariser(masks).item() == pytest.approx(1.3 / 2.5)
+    assert appr.regulariser(masks).item() == pytest.approx(1.3 / 2.5, rel=1e-5)  # float32 against float64
 
 
 def test_criterion_adds_c_times_regulariser():
@@ -57,7 +58,7 @@ def test_criterion_adds_c_times_regulariser():
     ce = torch.nn.functional.cross_entropy(outputs[0], y)
     loss, terms = appr.criterion(0, outputs, y, extras)
     assert terms['reg'].item() == appr.regulariser(extras['masks']).item()
-    assert loss.item() == pytest.approx((ce + 2.0 * terms['reg']).item(), rel=1e-6)
+    assert loss.item() == pytest.approx((ce + 2.0 * terms['reg']).item(), rel=1e-5)
 
 
 def test_embedding_gradient_compensation():

@@ -43,14 +43,15 @@ def test_l2_transfer_regulariser_by_hand(module):
     appr = make(module, net, lamb=0.3)
     appr.old = {'last.0.weight': torch.ones(3, 4), 'last.0.bias': torch.tensor([0.5, -1.0, 2.0])}
     expected = (((weight.astype(np.float64) - 1) ** 2).sum() + ((bias - np.array([0.5, -1.0, 2.0])) ** 2).sum()) / 2
-    assert appr.regulariser().item() == pytest.approx(expected, rel=1e-6)
+    # float32 sums against float64: rel 1e-5 is many roundings (6e-8 each) away, a wrong formula far more
+    assert appr.regulariser().item() == pytest.approx(expected, rel=1e-5)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     outputs, extras = appr.forward(0, xt, training=False)
     ce = torch.nn.functional.cross_entropy(outputs[0], yt)
     assert torch.equal(appr.criterion(0, outputs, yt, extras)[0], ce)  # no regulariser on the first task
     net.last.append(net.last[0])  # task 1 on the same head, so that the regulariser applies
     outputs, extras = appr.forward(1, xt, training=False)
-    assert appr.criterion(1, outputs, yt, extras)[0].item() == pytest.approx(ce.item() + 0.3 * expected, rel=1e-6)
+    assert appr.criterion(1, outputs, yt, extras)[0].item() == pytest.approx(ce.item() + 0.3 * expected, rel=1e-5)
     appr.old = utils.get_model(net)
     assert appr.regulariser().item() == 0.0
 
@@ -69,7 +70,8 @@ def test_imm_mean_merge_is_the_mean_of_the_tasks_weights():
             elif t == 1:
                 assert torch.equal(merged[n], (trained[1][n] + trained[0][n]) / 2)  # imm_mean.py:87
             else:
-                torch.testing.assert_close(merged[n], sum(w[n] for w in trained) / 3, rtol=1e-6, atol=1e-6)
+                # The running mean and the plain one round differently (a few float32 ulps)
+                torch.testing.assert_close(merged[n], sum(w[n] for w in trained) / 3, rtol=1e-5, atol=1e-5)
             assert torch.equal(appr.old[n], merged[n])  # the merged weights are the next task's anchor
 
 

@@ -81,4 +81,4 @@ def test_criterion_adds_lamb_times_hand_computed_penalty():
     penalty = sum((a - b) ** 2 for rn, ro in zip(new, old) for a, b in zip(rn, ro)) / 2
     assert penalty > 0
     expected = torch.nn.functional.cross_entropy(outputs[1], y).item() + 0.05 * penalty
-    assert appr.criterion(1, outputs, y, extras)[0].item() == pytest.approx(expected, rel=1e-6)
+    assert appr.criterion(1, outputs, y, extras)[0].item() == pytest.approx(expected, rel=1e-5)  # float32 vs 64

@@ -91,8 +91,9 @@ def test_criterion_sums_distillation_over_previous_tasks():
     dist = lwf.distillation(outputs[0], old[0], T=2) + lwf.distillation(outputs[1], old[1], T=2)
     expected = torch.nn.functional.cross_entropy(outputs[2], y) + 0.7 * dist
     loss, terms = appr.criterion(2, outputs, y, extras)
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert terms['dist'].item() == pytest.approx(dist.item(), rel=1e-6)
+    # float32 sums in another order: rel 1e-5 is many roundings (6e-8 each) away, a task left out far more
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms['dist'].item() == pytest.approx(dist.item(), rel=1e-5)
 
 
 def test_distillation_holds_old_outputs_on_the_inputs_it_sees():
