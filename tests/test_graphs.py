@@ -77,6 +77,7 @@ def use_emulated_graphs(monkeypatch, graph_cls) -> list:
     return made
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('approach', ['hat'])
 def test_loop_through_emulated_graphs_is_bitwise_the_eager_loop(small_cifar, tmp_path, monkeypatch, approach):
     eager = run_small_cifar(small_cifar, tmp_path / 'eager', approach)

@@ -146,6 +146,7 @@ def task0_output_change(appr, net, data, forward):
     return (outputs[1] - outputs[0]).abs().max().item()
 
 
+@pytest.mark.slow
 def test_hat_keeps_task0_outputs_sgd_does_not():
     utils.seed_everything(0)
     data = two_task_data()

@@ -96,6 +96,7 @@ def test_criterion_sums_distillation_over_previous_tasks():
     assert terms['dist'].item() == pytest.approx(dist.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_distillation_holds_old_outputs_on_the_inputs_it_sees():
     """Task 1 on task 0's inputs (new labels): distillation keeps task 0's outputs there closer than lamb = 0 (SGD).
 

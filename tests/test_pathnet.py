@@ -218,7 +218,8 @@ def test_task_ends_when_every_path_rate_is_below_lr_min():
     assert len(appr.calls) == 6
 
 
-@pytest.mark.parametrize('module,shape', [(mlp_pathnet, (1, 28, 28)), (alexnet_pathnet, (3, 32, 32))])
+@pytest.mark.parametrize('module,shape', [(mlp_pathnet, (1, 28, 28)),
+                                          pytest.param(alexnet_pathnet, (3, 32, 32), marks=pytest.mark.slow)])
 def test_best_path_frozen_and_earlier_outputs_bitwise_unchanged(module, shape):
     utils.seed_everything(0)
     data = make_tasks(shape, 2)

@@ -100,7 +100,8 @@ def test_only_column_t_and_its_laterals_train():
     assert all(p.grad is None for p in net.parameters())  # stale gradients would count in clip_grad_norm_
 
 
-@pytest.mark.parametrize('module,shape', [(mlp_progressive, (1, 28, 28)), (alexnet_progressive, (3, 32, 32))])
+@pytest.mark.parametrize('module,shape', [(mlp_progressive, (1, 28, 28)),
+                                          pytest.param(alexnet_progressive, (3, 32, 32), marks=pytest.mark.slow)])
 def test_earlier_tasks_outputs_bitwise_unchanged(module, shape):
     utils.seed_everything(0)
     data = make_tasks(shape, 3)
