@@ -1,4 +1,4 @@
-"""Figures and tables from the result files of run.py (readme, "Results").
+"""Figures and tables from the result files of run.py (docs/results.md).
 
     python src/plot_results.py --experiment cifar --approaches random,joint,sgd,hat --seeds 0-9 --output rho.png
     python src/plot_results.py table --experiment cifar --approaches random,joint,sgd,hat --csv t.csv --markdown t.md

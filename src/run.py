@@ -50,7 +50,7 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                         "set)")
     p.add_argument('--fixed-order', action='store_true', help='keep the canonical task order instead of the seed\'s')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
-    # Speed options, off by default: each changes the arithmetic (the readme's Speed section gives their effects)
+    # Speed options, off by default: each changes the arithmetic (docs/speed.md gives their effects)
     hparams.add_flags(p, Loop, ('eval_batch_size',))
     p.add_argument('--amp', nargs='?', const='bf16', choices=('bf16', 'fp16'),
                    help='mixed precision: forward passes under torch.autocast in bfloat16 (--amp) or in float16 with '

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     at_once = local_flags.add_mutually_exclusive_group()
     at_once.add_argument('--workers', type=count, help='runs at a time (default: one per visible GPU, else 1)')
     at_once.add_argument('--runs-per-gpu', type=count, metavar='K',
-                         help='K runs at a time on each GPU (one run rarely keeps a GPU busy: see the readme)')
+                         help='K runs at a time on each GPU (one run rarely keeps a GPU busy: see docs/sweeps.md)')
     local_flags.add_argument('--gpus', default='auto', help="GPU ids to use in turn, e.g. 0,1,2, or '' for none "
                                                       "(default: the visible ones)")
     local_flags.add_argument('--threads', type=count,

@@ -1,7 +1,7 @@
 """The ways of running the shared loop's two repeated steps, a training step and an evaluation batch, faster than
 plainly: mixed precision (autocast, with loss scaling in float16), torch.compile, the channels-last memory format and
 CUDA graphs. The loop (approaches/_base.py) calls FastPath for each step and knows nothing of them; all are off by
-default, since each changes the arithmetic or is not yet measured (the readme's Speed section).
+default, since each changes the arithmetic or is not yet measured (docs/speed.md).
 
 CUDA graphs: on a GPU a batch of 64 keeps the loop bound by the host: a HAT training step launches about 250 kernels,
 each costing more host time than GPU time. A graph records one step's kernels once (per task, learning rate and data

@@ -12,7 +12,7 @@ src/approaches/imm_mode.py.
 The original meant this merge but did not apply it: its loop rebinds the name of each parameter to a new tensor
 (`p = fisher_new[n] * p + ...`, then `p /= ...`), so the model kept the task's trained weights and only the summed
 Fisher was kept. The paper's IMM-mode numbers come from that code, so it stays the default; --apply-merge applies
-the merge (readme: Deviations).
+the merge (docs/approaches.md: deviations).
 """
 from dataclasses import dataclass
 
