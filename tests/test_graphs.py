@@ -1,6 +1,6 @@
 """CUDA graphs of the training step and evaluation batches (approaches/_fast.py).
 
-Capturing needs a GPU: bench/bench_gpu.py checks there that whole runs give bitwise the same matrices with and without
+Capturing needs a GPU: bench/speed/gpu.py checks there that whole runs give bitwise the same matrices with and without
 graphs, and test_graphs_match_eager_on_a_gpu below does where one is present. On CPU, the loop's side of it runs with
 an emulated graph that replays by calling the captured step again on its static index buffer: the routing of full
 and partial batches, the keys, the warm-ups, dropping graphs at a new learning rate or task, and the accumulation of

@@ -438,7 +438,7 @@ def test_published_figures_beside_ours(tmp_path, capsys):
 
 
 def test_shipped_published_results():
-    """scripts/published_results.csv holds the figures the issue gives, each with its source."""
+    """scripts/published_results.csv holds published figures, each with its source."""
     figures = plot_results.load_published(ROOT / 'scripts' / 'published_results.csv')
     gpm, wsn, kim = 'GPM (Saha et al., ICLR 2021), Table 1', 'WSN (Kang et al., ICML 2022)', 'Kim et al. (NeurIPS 2022)'
     assert {(f['approach'], f['experiment'], f['metric'], f['source'].split(':')[0]): f['value'] for f in figures} == {

@@ -1,4 +1,4 @@
-"""Results as evidence, one test per rule of the issue "results a researcher can trust": finished results are never
+"""Results as evidence, one test per rule (docs/results.md, "Results are evidence"): finished results are never
 replaced without --overwrite, and --overwrite replaces them only once the new run has finished (1); a result says
 what produced it and readers check it (2); a sweep owns its runs' identities (3); output paths are checked before
 any work (5); Ctrl-C is clean (6); every reader fails in one line naming the file (7). Values (4) are in

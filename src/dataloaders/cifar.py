@@ -1,4 +1,5 @@
-"""CIFAR-10 as 5 tasks of 2 classes and CIFAR-100 as 5 tasks of 20 classes, in a seed-shuffled order (the original's)."""
+"""CIFAR-10 as 5 tasks of 2 classes and CIFAR-100 as 5 tasks of 20 classes, in a seed-shuffled order (the
+original's)."""
 from pathlib import Path
 
 from dataloaders._common import cached, normalise, read_cifar, source_files, split_valid, task_order, taskcla_of

@@ -3,7 +3,8 @@
 As in the original, permutation number r (r = 0..9) is sklearn.utils.shuffle(pixels, random_state=r*100+i) where i
 is the task position at which r was first built. The original cached permuted data per r, so its permutations
 depended on the seed of whichever run built the cache; we fix them to those a seed-0 run builds (the original's
-behaviour on a fresh cache for seed 0, and for every seed of a sweep started at seed 0). See docs/approaches.md: deviations.
+behaviour on a fresh cache for seed 0, and for every seed of a sweep started at seed 0). See docs/approaches.md,
+deviations.
 """
 from pathlib import Path
 
