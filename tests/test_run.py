@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from plumbing import checkpoints, utils
+import run
 from conftest import ROOT
-from fixtures import OFFLINE, assert_one_line_error, cli, run_main
+from fixtures import OFFLINE, assert_one_line_error, cli, in_process, run_main
 
 # Every approach on every experiment, and each module against its contract: tests/test_contracts.py
 
@@ -92,8 +93,9 @@ def test_runs_from_root_and_from_src(data_dir, tmp_path):
      ['argument --nepochs: must be in [1, inf), got 0']),
     (['--approach', 'sgd'], ['the following arguments are required: --experiment']),
 ])
-def test_bad_command_lines(tmp_path, argv, fragments):
-    proc = cli(*argv, '--results-dir', str(tmp_path / 'res'))
+def test_bad_command_lines(tmp_path, capsys, argv, fragments):
+    # In this process, through run_cli as the script runs it (test_missing_data_offline checks a real process's)
+    proc = in_process(run.main, [*argv, '--results-dir', str(tmp_path / 'res')], capsys)
     assert_one_line_error(proc, *fragments)
     assert not (tmp_path / 'res').exists()
 
