@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None):
     if chosen in approaches:
         appr_cls = utils.load_module('approaches', chosen).Appr
         appr_cls.add_arguments(parser.add_argument_group(f'{chosen} hyperparameters'))
+        # The approach's authors' training (optimizer, schedule, epochs...) where it differs from the original's
+        parser.set_defaults(**appr_cls.loop_defaults_for(peeked.experiment))
         if not appr_cls.trains:
             hide_loop_flags(parser, chosen)
     if peeked.experiment in experiments:

@@ -41,10 +41,23 @@ class Loop:
     lr_factor: float = param(3, 'divide the learning rate by this on a plateau', type=float, bounds='[1, inf)')
     # fit() counts down and divides once the count reaches 0, so 0 would act as 1
     lr_patience: int = param(5, 'epochs without validation improvement before dividing the lr', bounds='[1, inf)')
+    # The successors' authors trained otherwise: each approach declares its authors' choices (Appr.loop_defaults)
+    optimizer: str = param('sgd', 'the optimizer, rebuilt at every task', choices=('sgd', 'adam'))
+    momentum: float = param(0.0, "SGD's momentum", type=float, bounds='[0, 1)')
+    weight_decay: float = param(0.0, "the optimizer's L2 weight decay", type=float, bounds='[0, inf)')
+    lr_schedule: str = param('plateau', "plateau: the original's (divide by --lr-factor after --lr-patience epochs "
+                             "without improvement, stop below --lr-min); cosine: annealed to 0 over --nepochs, once "
+                             "per epoch; constant", choices=('plateau', 'cosine', 'constant'))
+    optimizer_on_drop: str = param('new', "on a plateau's drop of the learning rate, a new optimizer (the "
+                                   "original's) or the same one at the new rate (Adam keeps its moments)",
+                                   choices=('new', 'kept'))
+    keep: str = param('best', "the weights a task ends with: those of the best validation loss (the original's) or "
+                      "of the last epoch", choices=('best', 'last'))
 
 
 # The loop's flags that each approach shows among its own (clipgrad's default is the approach's)
-APPROACH_LOOP_FLAGS = ('clipgrad', 'lr_min', 'lr_factor', 'lr_patience')
+APPROACH_LOOP_FLAGS = ('clipgrad', 'lr_min', 'lr_factor', 'lr_patience', 'optimizer', 'momentum', 'weight_decay',
+                       'lr_schedule', 'optimizer_on_drop', 'keep')
 
 
 @dataclass
@@ -74,6 +87,10 @@ class Appr:
     # False for an approach that learns nothing by gradient (random): no optimizer is built and fit() is not called;
     # its post_train() takes what it keeps from the task, and it overrides test()
     trains = True
+    # The loop's settings where the approach's authors differ from the original's Loop defaults, by experiment name
+    # ('*': every experiment): the defaults of those flags in a run of the approach; a test building an approach in
+    # code gets Loop's own defaults
+    loop_defaults: dict[str, dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -84,6 +101,11 @@ class Appr:
         """Declare the flags of the loop's per-approach settings and of Hyper's fields."""
         hparams.add_flags(parser, Loop, APPROACH_LOOP_FLAGS, defaults={'clipgrad': cls.clipgrad})
         hparams.add_flags(parser, cls.Hyper)
+
+    @classmethod
+    def loop_defaults_for(cls, experiment: str | None) -> dict:
+        """The defaults of the loop's flags that loop_defaults sets for the experiment."""
+        return {**cls.loop_defaults.get('*', {}), **cls.loop_defaults.get(experiment, {})}
 
     @classmethod
     def settle(cls, hp, network_cls: type):
@@ -112,8 +134,21 @@ class Appr:
         self.optimizer = self.make_optimizer(self.loop.lr) if self.trains else None
 
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
-        """Plain SGD over the trainable parameters (rebuilt at every task and every drop of the learning rate)."""
-        return torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad], lr=lr)
+        """--optimizer over the trainable parameters (plain SGD by default, the original's; rebuilt at every task and,
+        with --optimizer-on-drop new, every drop of the learning rate)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.loop.optimizer == 'adam':
+            return torch.optim.Adam(params, lr=lr, weight_decay=self.loop.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=self.loop.momentum, weight_decay=self.loop.weight_decay)
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the steps to come: a new optimizer, or the same one at the new rate."""
+        if self.loop.optimizer_on_drop == 'new':
+            self.optimizer = self.make_optimizer(lr)
+        else:
+            for group in self.optimizer.param_groups:
+                group['lr'] = lr
+        self.fast.drop(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
 
     ####################################################################################################################
     # Hooks
@@ -212,20 +247,23 @@ class Appr:
                 best_model = utils.get_model(self.model)
                 patience = self.loop.lr_patience
                 line += ' *'
-            else:
+            elif self.loop.lr_schedule == 'plateau':
                 patience -= 1
                 if patience <= 0:
                     lr /= self.loop.lr_factor
                     line += f' lr={lr:.1e}'
                     patience = self.loop.lr_patience
-                    self.optimizer = self.make_optimizer(lr)
-                    self.fast.drop(keep=lambda key: key[0] != 'train')  # they hold the old learning rate
+                    self.set_lr(lr)
             print(line)
             self.post_epoch(t, e, on_train, on_valid)
             self.log_epoch(t, e, lr, improved, seconds, on_train, on_valid)
-            if lr < self.loop.lr_min:
+            if self.loop.lr_schedule == 'plateau' and lr < self.loop.lr_min:
                 break
-        utils.set_model_(self.model, best_model)
+            if self.loop.lr_schedule == 'cosine':  # torch's CosineAnnealingLR over nepochs, stepped after each epoch
+                lr = self.loop.lr * (1 + math.cos(math.pi * (e + 1) / self.loop.nepochs)) / 2
+                self.set_lr(lr)
+        if self.loop.keep == 'best':
+            utils.set_model_(self.model, best_model)
         return best_loss
 
     def epoch(self, t: int, e: int, lr: float, train: tuple, valid: tuple) -> tuple[dict, dict, str, tuple]:

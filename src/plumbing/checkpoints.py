@@ -17,6 +17,11 @@ NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cud
                  'overwrite', 'parameter')
 
 
+# Settings added to the loop after results were first saved, with the values every earlier run had: results and
+# checkpoints that lack them were made with these (a finished run stays finished, a checkpoint resumes)
+ADDED = {'optimizer': 'sgd', 'momentum': 0.0, 'weight_decay': 0.0, 'lr_schedule': 'plateau', 'optimizer_on_drop': 'new',
+         'keep': 'best'}
+
 SUFFIX = '_checkpoint.pt'
 
 
@@ -36,8 +41,9 @@ def config(args) -> dict:
 
 
 def config_of(saved_args: dict) -> dict:
-    """config() of the arguments saved with results or a checkpoint."""
-    return {k: v for k, v in sorted(saved_args.items()) if k not in NOT_IN_CONFIG}
+    """config() of the arguments saved with results or a checkpoint (the settings added since, at their values then,
+    where they lack them)."""
+    return {k: v for k, v in sorted({**ADDED, **saved_args}.items()) if k not in NOT_IN_CONFIG}
 
 
 def differences(saved: dict, current: dict) -> list[str]:
@@ -67,7 +73,7 @@ def load(path: Path, args, appr, replace_other: bool = False) -> dict | None:
         raise utils.UserError(f'cannot read checkpoint {path} ({type(e).__name__}); delete it to start over') from None
     if state.get('format') != FORMAT:
         raise utils.UserError(f'checkpoint {path} is from another version of this code; delete it to start over')
-    differ = differences(state['config'], config(args))
+    differ = differences(config_of(state['config']), config(args))
     if differ and (replace_other or state['tasks_done'] == 0):
         print(f"Checkpoint {path} was made with other settings ({', '.join(differ)}) after {state['tasks_done']} "
               f"tasks: starting from the first task")
