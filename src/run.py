@@ -35,6 +35,10 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                    help="architecture (default: the experiment's, e.g. mlp for the MNIST ones, alexnet for cifar, "
                         "in the approach's variant)")
     hparams.add_flags(p, Loop, ('nepochs', 'lr', 'batch_size'))
+    p.add_argument('--protocol', choices=('authors', 'original'), default='authors',
+                   help="the training loop's defaults: the approach's authors' (its loop_defaults: optimizer, schedule, "
+                        "epochs... for HAT's successors) or the original's for every approach, to compare under one "
+                        "protocol (default: %(default)s; the same for the original's approaches)")
     p.add_argument('--parameter', default='',
                    help="the original's comma form of the approach's hyperparameters, e.g. 0.75,400 for hat's "
                         "lamb,smax; overrides the named flags")
@@ -85,13 +89,15 @@ def parse_args(argv: list[str] | None):
     peek = utils.Parser(add_help=False)
     peek.add_argument('--approach')
     peek.add_argument('--experiment')
+    peek.add_argument('--protocol')
     peeked = peek.parse_known_args(argv)[0]
     chosen = peeked.approach
     if chosen in approaches:
         appr_cls = utils.load_module('approaches', chosen).Appr
         appr_cls.add_arguments(parser.add_argument_group(f'{chosen} hyperparameters'))
         # The approach's authors' training (optimizer, schedule, epochs...) where it differs from the original's
-        parser.set_defaults(**appr_cls.loop_defaults_for(peeked.experiment))
+        if peeked.protocol != 'original':
+            parser.set_defaults(**appr_cls.loop_defaults_for(peeked.experiment))
         if not appr_cls.trains:
             hide_loop_flags(parser, chosen)
     if peeked.experiment in experiments:

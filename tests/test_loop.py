@@ -149,6 +149,8 @@ def test_an_approachs_loop_defaults_by_experiment(monkeypatch):
     assert (args.lr, args.optimizer, args.nepochs, args.batch_size) == (0.01, 'sgd', 5, 10)
     args = args_of('--experiment', 'pmnist', '--lr', '0.2', '--optimizer', 'adam', '--nepochs', '3')
     assert (args.lr, args.optimizer, args.nepochs) == (0.2, 'adam', 3)
+    args = args_of('--experiment', 'pmnist', '--protocol', 'original')  # every approach under one protocol
+    assert (args.lr, args.optimizer, args.nepochs, args.batch_size) == (0.05, 'sgd', 200, 64)
 
 
 def test_the_originals_loop_by_default():
@@ -160,6 +162,7 @@ def test_the_originals_loop_by_default():
 
 def test_results_saved_before_the_options_are_the_originals_settings():
     args = args_of('--experiment', 'mnist2')
+    assert 'protocol' not in checkpoints.config(args)  # the loop's flags hold what it chose
     saved = {k: v for k, v in checkpoints.plain_args(args).items() if k not in checkpoints.ADDED}
     assert checkpoints.differences(checkpoints.config_of(saved), checkpoints.config(args)) == []
     args.optimizer = 'adam'

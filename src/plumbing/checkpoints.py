@@ -11,10 +11,10 @@ FORMAT = 2  # bump when what save() writes changes (2: the approaches and networ
 # frozen copies, pickled whole, would not run under the new classes)
 
 
-# Flags that only say where things go or how to run, and --parameter, whose values the named flags hold: a run
-# resumes, or is found finished, with different ones
+# Flags that only say where things go or how to run, and --parameter and --protocol, whose values the named flags
+# hold: a run resumes, or is found finished, with different ones
 NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cuda_graphs', 'deterministic', 'resume',
-                 'overwrite', 'parameter')
+                 'overwrite', 'parameter', 'protocol')
 
 
 # Settings added to the loop after results were first saved, with the values every earlier run had: results and
