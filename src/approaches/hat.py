@@ -107,9 +107,7 @@ class Appr(_base.Appr):
 
     @torch.no_grad()
     def post_backward(self, t: int) -> None:
-        if t > 0:
-            params = dict(self.model.named_parameters())
-            torch._foreach_mul_([params[name].grad for name in self.mask_back], list(self.mask_back.values()))
+        self.adjust_gradients(t)
         # Eq. 4: undo the effect of the annealed s on the embedding gradients,
         # grad *= smax / s * (cosh(clamp(s * e, -thres_cosh, thres_cosh)) + 1) / (cosh(e) + 1)
         e = [emb.weight for emb in self.model.embeddings()]
@@ -123,6 +121,13 @@ class Appr(_base.Appr):
         factor = torch._foreach_mul(num, self.smax_over_s)
         torch._foreach_div_(factor, den)
         torch._foreach_mul_([w.grad for w in e], factor)
+
+    def adjust_gradients(self, t: int) -> None:
+        """Eq. 2: each masked parameter's gradient times its multiplier 1 - a_pre (from the second task on); the
+        hook a variant replaces (AdaHAT: adaptive rates)."""
+        if t > 0:
+            params = dict(self.model.named_parameters())
+            torch._foreach_mul_([params[name].grad for name in self.mask_back], list(self.mask_back.values()))
 
     @torch.no_grad()
     def post_step(self, t: int) -> None:
@@ -169,9 +174,13 @@ class Appr(_base.Appr):
             pickle.dumps(self.logs, protocol=pickle.HIGHEST_PROTOCOL))))
         print(f'Saved the monitoring log (per-epoch values and masks) at {self.monitor_path}')
 
+    def task_mask(self, t: int) -> list[torch.Tensor]:
+        """The attention task t keeps once learned, a_t at s = smax, one (1, units) tensor per gated layer."""
+        return [m.detach().clone() for m in self.model.mask(t, s=self.hp.smax)]
+
     @torch.no_grad()
     def post_train(self, t: int, data) -> None:
-        mask = [m.detach().clone() for m in self.model.mask(t, s=self.hp.smax)]
+        mask = self.task_mask(t)
         self.mask_pre = mask if self.mask_pre is None else [torch.max(a, b) for a, b in zip(self.mask_pre, mask)]
         self.mask_back = {}
         for name, _ in self.model.named_parameters():
