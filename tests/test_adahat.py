@@ -150,6 +150,23 @@ def test_importance_sums_the_binary_masks_of_the_tasks():
     assert torch.equal(soft.importance[0], net.mask(0, s=400)[0])
 
 
+def test_regulariser_is_hats_until_at_most_10_units_are_free():
+    appr, net = tiny()
+    masks = [torch.rand(1, 12, requires_grad=True), torch.rand(1, 12, requires_grad=True)]
+    plain = make_appr(hat.Appr, net)
+    assert torch.equal(appr.regulariser(masks), plain.regulariser(masks))  # first task: sum(a) / units
+    for used, expected_zero in ((13, False), (14, True), (24, True)):  # 24 units: 11, 10, 0 free
+        appr.mask_pre = plain.mask_pre = [torch.ones(1, 12), torch.zeros(1, 12)]
+        appr.mask_pre[1][0, :used - 12] = 1
+        reg = appr.regulariser(masks)
+        if expected_zero:
+            assert reg.item() == 0
+        else:
+            assert torch.equal(reg, plain.regulariser(masks))
+        reg.backward()
+        assert all(torch.isfinite(m.grad).all() for m in masks)  # no 0 / 0, even with no unit free
+
+
 def test_alpha_to_zero_gives_hats_binary_multiplier():
     """With binary masks, rate -> 0 on the weights whose two units earlier tasks used and = 1 elsewhere: HAT's
     1 - min(a_pre), to within alpha / epsilon (the largest r, for importance >= 1: rate <= r / (1 + r) < r)."""

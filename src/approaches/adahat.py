@@ -32,7 +32,7 @@ HAT_MODES = ('hat', 'hat_random', 'hat_const_alpha', 'hat_const_1')
 # sigmoid(s * e) at this s is exactly 1 for e > 1e-28 and 0 for e < -1e-28 in float32: the binary mask e > 0
 # (CA base.py:336-351) through the network's own gates
 BINARY_S = 1e30
-MIN_FREE = 10  # a layer with at most this many free units counts as sparsity 0 (CA hat_mask_sparsity.py:101)
+MIN_FREE = 10  # a layer (the network) with at most this many free units has sparsity (regulariser) 0: theirs
 
 
 class Appr(hat.Appr):
@@ -116,6 +116,15 @@ class Appr(hat.Appr):
             return outputs, {'masks': masks}
         return super().forward(t, x, training)
 
+    def regulariser(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """HAT's Eq. 5, but 0 where at most 10 units of the whole network are left free (CA
+        hat_mask_sparsity.py:105-112, LG mask_sparse_reg.py:48); elsewhere HAT's, bitwise."""
+        used = self.mask_pre or [torch.zeros_like(m) for m in masks]
+        free = sum((1 - c).sum() for c in used)
+        taken = sum((m * (1 - c)).sum() for m, c in zip(masks, used))
+        enough = free > MIN_FREE
+        return torch.where(enough, taken / torch.where(enough, free, 1.0), 0.0)  # no 0 / 0 in the gradient either
+
     def layer_sparsity(self, t: int) -> list[torch.Tensor]:
         """sparsity_l of every gated layer for this training step, from its gates (at the step's s) and a_pre."""
         masks = self.model.mask(t, s=self.s_train)  # the values this step's forward pass used
@@ -152,7 +161,8 @@ class Appr(hat.Appr):
             for name, importance in self.importance_w.items():
                 r_l = r[self.layer_index(name)]
                 # CA's task_id counts from 1 (adahat.py:189, pipelines/cl_main_expr.py:47)
-                params[name].grad.mul_(r_l / ((t + 1 if mode == 'adahat_no_sum' else importance) + r_l))
+                # torch.div, as theirs: Python's r / tensor would multiply by a reciprocal, rounded otherwise
+                params[name].grad.mul_(torch.div(r_l, (t + 1 if mode == 'adahat_no_sum' else importance) + r_l))
 
     def post_step(self, t: int) -> None:
         if self.hp.thres_emb is not None:
