@@ -42,11 +42,11 @@ class Appr(hat.Appr):
     class Hyper(hat.Appr.Hyper):
         lamb: float = like(hat.Appr.Hyper, 'lamb', 0.1, grid='')  # CR cl_algorithm/adahat.yaml:6
         thres_emb: float | None = like(hat.Appr.Hyper, 'thres_emb', None,
-                                       help="embeddings are clamped to [-thres_emb, thres_emb] after each step "
-                                            "(default: none, the authors'; the original HAT's is 6)")
-        alpha: float = param(1e-6, 'adjustment intensity, Eq. 9: r_l = alpha / (epsilon + sparsity_l); also the '
-                             "constant of --adjustment hat_const_alpha", symbol='alpha', type=float, bounds='(0, inf)',
-                             grid="the authors' study: 1e-7 ... 1e-5")
+                                       help="embeddings are clamped to [-thres_emb, thres_emb] after each step; "
+                                            "none (the default, the authors'): no clamp; the original HAT's: 6")
+        alpha: float = param(1e-6, "adjustment intensity, Eq. 9: r_l = alpha / (epsilon + sparsity_l) (the authors' "
+                             'study: 1e-7 ... 1e-5); also the constant of --adjustment hat_const_alpha',
+                             symbol='alpha', type=float, bounds='(0, inf)')
         epsilon: float = param(0.1, 'added to the sparsity in Eq. 9', symbol='epsilon', type=float,
                                bounds='(0, inf)')
         adjustment: str = param('adahat', 'the gradient adjustment: adahat (Eq. 9); its ablations adahat_no_sum '
@@ -54,15 +54,16 @@ class Appr(hat.Appr):
                                 'adahat_no_reg (sparsity 0); hat (the original HAT\'s 1 - a_pre) and the paper\'s '
                                 'baselines hat_random, hat_const_alpha, hat_const_1 (rate U(0,1), alpha, 1 on the '
                                 'weights earlier tasks used)', choices=ADAHAT_MODES + HAT_MODES)
-        sparsity: str = param('arena', "sparsity_l in Eq. 9: arena, the share of the layer's free units the task "
-                              "takes (CA); legacy, the mean of that and 1 - the share of the used units it takes "
-                              "(the paper-era code, LG)", choices=('arena', 'legacy'))
+        sparsity: str = param('arena', "sparsity_l in Eq. 9: arena (CLArena's), the share of the layer's free units "
+                              "the task takes; legacy (the paper-era code's), the mean of that and 1 - the share of "
+                              "the used units it takes", choices=('arena', 'legacy'))
         stored_mask: str = param('binary', 'the mask a task keeps once learned (its gradient masks, its count in '
-                                 'the importance, its gates when tested): binary e > 0 (CA) or sigmoid(smax e) (LG, '
-                                 'the original HAT)', choices=('binary', 'soft'))
-        anneal: str = param('authors', "s in training: authors, 1/smax + (smax - 1/smax) (b - 1) / (B - 1) at the "
-                            "b-th of B batches counted from 0 (CA, LG: negative on each epoch's first batch); hat, "
-                            "the original HAT's, from 1/smax", choices=('authors', 'hat'))
+                                 "the importance, its gates when tested): binary e > 0 (CLArena's) or soft "
+                                 "sigmoid(smax e) (the paper-era code's, the original HAT's)",
+                                 choices=('binary', 'soft'))
+        anneal: str = param('authors', "s in training: authors (both their codes'), 1/smax + (smax - 1/smax) (b - 1) "
+                            "/ (B - 1) at the b-th of B batches counted from 0, negative on each epoch's first "
+                            "batch; hat, the original HAT's, from 1/smax", choices=('authors', 'hat'))
 
     checkpoint_attrs = hat.Appr.checkpoint_attrs + ('importance', 'tasks_learned')
     # The authors' training (CR optimizer/adam.yaml, index/adahat_paper/*, cl_dataset/*): Adam at 1e-3 built anew
