@@ -286,8 +286,8 @@ def main() -> None:
     print('| code | mode | weight and bias grads (relative) | embedding grads (relative) | sparsity | importance | '
           'train masks | regulariser | heads untouched |')
     print('|---|---|---|---|---|---|---|---|---|')
-    rows = [('CA', mode, [compare_ca(ca, mode, *s) for s in scenarios]) for mode in CA_MODES]
-    rows += [('LG', f'{strategy} = {LG_MODES[strategy]}', [compare_lg(lg, strategy, *s) for s in scenarios])
+    rows = [('CLArena', mode, [compare_ca(ca, mode, *s) for s in scenarios]) for mode in CA_MODES]
+    rows += [('paper-era', f'{strategy} = {LG_MODES[strategy]}', [compare_lg(lg, strategy, *s) for s in scenarios])
              for strategy in (LG_MODES if lg else ())]
     verdicts = []
     for code, mode, results in rows:
