@@ -6,10 +6,11 @@ import copy
 
 import torch
 
-VARIANTS = (None, 'hat', 'lfl', 'progressive', 'pathnet')  # the values of a module's VARIANT
+VARIANTS = (None, 'hat', 'lfl', 'progressive', 'pathnet', 'subnet')  # the values of a module's VARIANT
 # What each variant's approaches call besides forward(): the methods Net must have
 METHODS = {None: (), 'lfl': ('features',), 'hat': ('embeddings', 'mask', 'get_view_for'),
-           'progressive': ('train_column', 'freeze'), 'pathnet': ('taken', 'train_path', 'freeze')}
+           'progressive': ('train_column', 'freeze'), 'pathnet': ('taken', 'train_path', 'freeze'),
+           'subnet': ('subnet_layers',)}
 
 
 class ContractError(AssertionError):
@@ -68,8 +69,10 @@ def check(net: torch.nn.Module, variant: str | None, x: torch.Tensor) -> None:
             for t, n in taskcla:
                 out = net(t, x)
                 _require(tuple(out.shape) == (batch, n), f'forward({t}, x) must give ({batch}, {n}) logits')
-        else:
+        elif variant == 'pathnet':
             _check_pathnet(net, taskcla, x)
+        else:
+            _check_subnet(net, taskcla, x)
     _check_trainable(net, variant, taskcla)
     state = net.state_dict()  # the checkpoints and the best epoch's copy
     net.load_state_dict(state)
@@ -108,6 +111,25 @@ def _check_pathnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None
     for t, n in taskcla:
         out = net(t, x, path)
         _require(tuple(out.shape) == (len(x), n), f'forward({t}, x, path) must give ({len(x)}, {n}) logits')
+
+
+def _check_subnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
+    layers = net.subnet_layers()
+    _require(len(layers) > 0 and all(not name.startswith('last.') for name, _ in layers),
+             'subnet_layers() must give the masked layers as (name, layer), the heads never among them')
+    for name, layer in layers:
+        scores = getattr(layer, 'scores', None)
+        _require(isinstance(scores, torch.nn.ParameterList) and len(scores) > 0 and
+                 all(s.shape == layer.weight.shape for s in scores),
+                 f'{name}.scores must be a ParameterList of tensors of its weight\'s shape')
+    ones = {name: torch.ones_like(layer.weight) for name, layer in layers}
+    out = net(x, ones)
+    _check_logits(out, taskcla, len(x), 'forward(x, masks)')
+    first = layers[0][0]
+    masked = net(x, {**ones, first: torch.zeros_like(ones[first])})
+    _require(not all(torch.equal(a, b) for a, b in zip(out, masked)),
+             f'forward(x, masks) must compute layer {first} with weight * masks[{first!r}]')
+    copy.deepcopy(net)
 
 
 def _check_trainable(net: torch.nn.Module, variant: str | None, taskcla: list) -> None:
