@@ -124,7 +124,8 @@ def compare_layers(subnet, c: float) -> float:
         out_ours = ours(inputs)
         out_theirs.square().sum().backward()
         out_ours.square().sum().backward()
-        pairs += [(out_theirs, out_ours), (theirs.weight.grad, ours.weight.grad), (theirs.w_m.grad, ours.scores[0].grad)]
+        pairs += [(out_theirs, out_ours), (theirs.weight.grad, ours.weight.grad),
+                  (theirs.w_m.grad, ours.scores[0].grad)]
     return largest(pairs)
 
 

@@ -39,7 +39,8 @@ def top_mask(magnitude: torch.Tensor, c: float) -> torch.Tensor:
 
 
 class _StraightThrough(torch.autograd.Function):
-    """top_mask() forward; the gradient passed to the magnitude unchanged (GetSubnetFaster.backward, subnet.py:22-24)."""
+    """top_mask() forward; the gradient passed to the magnitude unchanged (GetSubnetFaster.backward,
+    subnet.py:22-24)."""
 
     @staticmethod
     def forward(ctx, magnitude: torch.Tensor, c: float) -> torch.Tensor:
