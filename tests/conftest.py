@@ -5,6 +5,7 @@ The whole suite: python -m pytest -q tests
 The fast subset, for the edit-and-test loop (every test module, without the tests marked slow):
     python -m pytest -q -m "not slow" tests
 """
+import os
 import sys
 from pathlib import Path
 
@@ -18,9 +19,12 @@ import fixtures  # noqa: E402
 
 
 def pytest_configure(config):
-    """Register the slow marker."""
-    config.addinivalue_line('markers', 'slow: whole runs or processes of several seconds; '
-                                       '-m "not slow" leaves them out of the edit-and-test loop')
+    """One CPU thread per pytest-xdist worker (pytest.ini starts one per core): OpenMP's threads of two workers on
+    the same cores wait for one another (tests/test_modern_networks.py measured training 10 to 20 times as long on a
+    busy machine). Run alone (-n 0), torch keeps its threads."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        import torch
+        torch.set_num_threads(1)
 
 
 def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:

@@ -220,6 +220,7 @@ def test_missing_data_stops_the_command_before_training(tmp_path, offline, capsy
     assert list((tmp_path / 'res').iterdir()) == []  # no results written
 
 
+@pytest.mark.slow
 def test_dry_runs_sgd_on_a_subset_and_hat_test_as_run_compression(data_dir, tmp_path):
     results = run_main(data_dir, tmp_path, '--experiment', 'mixture', '--approach', 'sgd', '--dry-run',
                        '--datasets', 'cifar10,notmnist')

@@ -282,6 +282,7 @@ def test_hat_keeps_task0_outputs_bitwise_with_binary_gates(module):
         assert {'bn1.1.weight', 'bn1.1.running_mean', 'layer3.0.shortcut.1.1.running_var'} <= moved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module,plain', [(resnet18_reduced_hat, resnet18_reduced), (alexnet_bn_hat, alexnet_bn)])
 def test_hat_keeps_task0_outputs_sgd_does_not(module, plain):
     """With HAT's own N(0, 1) embeddings a few gates sit between 0 and 1 at s_max, and the units they partly claim

@@ -30,7 +30,7 @@ def test_layout():
                  '.gitignore', 'docs/usage.md'):
         assert (ROOT / path).exists(), path
     requirements = (ROOT / 'requirements.txt').read_text().split()
-    assert requirements == ['torch', 'torchvision', 'numpy', 'tqdm', 'matplotlib', 'scipy']
+    assert requirements == ['torch', 'torchvision', 'numpy', 'tqdm', 'matplotlib', 'scipy', 'pytest-xdist']
 
 
 # Names of packages a researcher's environment commonly holds, which a module of src/ must not take even where they are

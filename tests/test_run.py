@@ -22,6 +22,7 @@ def fitting(variant: str | None) -> str:
                      if utils.load_module('networks', n).VARIANT == variant)
 
 
+@pytest.mark.slow
 def test_same_seed_same_matrices(data_dir, tmp_path):
     argv = ('--experiment', 'mnist2', '--approach', 'hat', '--nepochs', '2', '--batch-size', '16')
     a = run_main(data_dir, tmp_path / 'a', *argv)
@@ -63,6 +64,7 @@ def test_dry_run(data_dir, tmp_path, capsys):
     assert capsys.readouterr().out.count('| Epoch   1,') == 10
 
 
+@pytest.mark.slow
 def test_runs_from_root_and_from_src(data_dir, tmp_path):
     """The command line works the same from the repository root and from src/ (paths come from the root)."""
     env = {**os.environ, 'PYTHONPATH': ''}
@@ -100,6 +102,7 @@ def test_bad_command_lines(tmp_path, capsys, argv, fragments):
     assert not (tmp_path / 'res').exists()
 
 
+@pytest.mark.slow
 def test_missing_data_offline(tmp_path):
     proc = cli('--experiment', 'cifar', '--approach', 'hat', '--data-dir', str(tmp_path / 'empty'),
                '--results-dir', str(tmp_path / 'res'), '--logs-dir', str(tmp_path / 'logs'), env=OFFLINE)

@@ -231,6 +231,7 @@ def test_bad_sweeps_fail_before_running(tmp_path, data_dir, capsys, argv, fragme
     assert list((tmp_path / 'res').glob('*')) == []
 
 
+@pytest.mark.slow
 def test_failed_runs_are_reported_with_their_error(tmp_path, capsys):
     proc = sweep_here(tmp_path, tmp_path / 'no_data', capsys, '--experiments', 'mnist2', '--approaches', 'sgd',
                       '--seeds', '0', '--gpus', '', *TINY)
@@ -478,6 +479,7 @@ def test_threads_per_run_from_the_flag_the_environment_or_the_cores(monkeypatch,
             local.local_plan([None] * 8, args())
 
 
+@pytest.mark.slow
 def test_sweep_says_how_many_threads_each_run_gets_and_why(tmp_path, monkeypatch, capsys):
     """The sweep's printout, with OMP_NUM_THREADS in its environment (the run fails at once: no data)."""
     monkeypatch.setenv('OMP_NUM_THREADS', '3')

@@ -110,6 +110,7 @@ def test_max_pool_matches_pytorch_on_ties_and_nans():
     assert torch.equal(y0.nan_to_num(), y1.nan_to_num()) and torch.equal(g0, g1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flags', [['--eval-batch-size', '1000'], ['--amp'], ['--channels-last']])
 def test_fast_modes_run(small_mnist, tmp_path, flags):
     # HAT's AlexNet (convolutions, max-pooling, gates: what the modes act on), on mnist2's 2 tasks rather than
@@ -122,6 +123,7 @@ def test_fast_modes_run(small_mnist, tmp_path, flags):
     assert len(epochs) == 2 and all(np.isfinite(e['train_loss']) for e in epochs)
 
 
+@pytest.mark.slow
 def test_fp16_with_loss_scaling_runs(small_mnist, tmp_path):
     # On the MLP: float16 convolutions are slow on CPU
     results = run_main(small_mnist, tmp_path, '--experiment', 'mnist2', '--approach', 'hat', '--dry-run', '--amp',
