@@ -384,6 +384,12 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
                            'args': checkpoints.plain_args(args),
                            'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
                            'seconds': progress['seconds']}
+                record = appr.capacity(t)
+                if record is not None:  # the approach sets parts of the network aside per task
+                    progress.setdefault('capacity', []).append(record)
+                    saved['capacity'] = list(progress['capacity'])
+                    print(f"Capacity: the tasks so far take {100 * record['used']:.1f}% of the {record['of']} "
+                          f"({100 * record['free']:.1f}% free), task {t} {100 * record['per_task'][-1]:.1f}%")
                 print('Save at', dest)
                 results.save(dest, saved)
                 appr.after_tests(t, saved)

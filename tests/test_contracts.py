@@ -152,8 +152,15 @@ def check_results(results: dict, tmp_path, experiment_name: str, approach_name: 
     assert saved['args']['approach'] == approach_name and saved['args']['seed'] == 1
     assert saved['args']['dry_run'] == dry_run
     assert len(saved['seconds_per_task']) == n and saved['lss'].shape == (n, n)
-    log = tmp_path / 'logs' / out.with_suffix('.jsonl').name
     appr_cls = approach(approach_name)
+    if appr_cls.capacity is BaseAppr.capacity:  # an approach that sets no part of the network aside per task
+        assert 'capacity' not in saved
+    else:  # a record after each task (docs/results.md#capacity)
+        assert [r['task'] for r in saved['capacity']] == list(range(n)) and saved['capacity'] == results['capacity']
+        for r in saved['capacity']:
+            assert len(r['per_task']) == r['task'] + 1 and r['total'] > 0 and r['free'] == 1 - r['used']
+            assert all(0 <= share <= r['used'] <= 1 for share in r['per_task']), r
+    log = tmp_path / 'logs' / out.with_suffix('.jsonl').name
     if not appr_cls.trains:
         assert not log.exists()  # no epoch runs: no per-epoch log
     else:
@@ -275,13 +282,14 @@ def test_contract_check_finds_a_wrong_network():
 @pytest.mark.parametrize('package', ['networks', 'approaches'])
 def test_layers_keep_to_their_floor(package):
     """A network names no command-line flag (the loop, which knows them, does: networks/_contract.BatchError); an
-    approach imports no specific network (what it decides by network, a network module declares)."""
+    approach imports no specific network (what it decides by network, a network module declares), only the shared
+    parts of networks/ (files starting with '_': the contract, a variant's layers)."""
     for path in sorted((utils.SRC_DIR / package).glob('*.py')):
         text = path.read_text()
         if package == 'networks':
             assert not re.search(r"['\"]--[a-z]", text) and 'UserError' not in text, path.name
         else:
-            assert not re.search(r'^\s*(from networks import|from networks\.(?!_contract)|import networks)', text,
+            assert not re.search(r'^\s*(from networks import|from networks\.(?!_)|import networks)', text,
                                  re.M), path.name
 
 

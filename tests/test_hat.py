@@ -114,6 +114,30 @@ def test_mask_accumulation_and_gradient_masks():
     assert torch.equal(net.last[0].weight.grad, torch.ones_like(net.last[0].weight))
 
 
+def test_capacity_counts_the_weights_each_tasks_units_keep_open():
+    # An MLP of 2 hidden layers of 4 units on 4 inputs; task 0 opens units {0, 1} of both layers, task 1 {1, 2}
+    net = mlp_hat.Net([1, 2, 2], [(0, 2), (1, 2)], nhid=4)
+    appr = make_hat(net)
+    opened = [{0, 1}, {1, 2}]
+    with torch.no_grad():
+        for emb in net.embeddings():
+            for t, units in enumerate(opened):
+                emb.weight[t] = torch.tensor([1.0 if u in units else -1.0 for u in range(4)])
+    records = []
+    for t in range(2):
+        appr.post_train(t, None)
+        records.append(appr.capacity(t))
+
+    def count(units):  # fc1: a weight per (unit, input) and a bias per unit; fc2: a weight per (unit, unit) open
+        return len(units) * 4 + len(units) + len(units) ** 2 + len(units)
+
+    total = 4 * 4 + 4 + 4 * 4 + 4
+    assert records[0] == {'task': 0, 'of': 'masked parameters', 'total': total, 'per_task': [count({0, 1}) / total],
+                          'used': count({0, 1}) / total, 'free': 1 - count({0, 1}) / total}
+    assert records[1]['per_task'] == [count({0, 1}) / total, count({1, 2}) / total]
+    assert records[1]['used'] == count({0, 1, 2}) / total  # the union of the units: a_pre
+
+
 def test_parameters_claimed_by_task0_do_not_move():
     utils.seed_everything(0)
     data = two_task_data()

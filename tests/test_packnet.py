@@ -49,7 +49,7 @@ def learned(ntasks: int = 3, **settings):
     for t in range(ntasks):
         appr.train(t, data)
         states.append({'model': {k: v.clone() for k, v in appr.model.state_dict().items()},
-                       'masks': {k: m.clone() for k, m in appr.masks.items()}})
+                       'masks': {k: m.clone() for k, m in appr.masks.items()}, 'capacity': appr.capacity(t)})
     return appr, data, states
 
 
@@ -145,20 +145,18 @@ def test_test_uses_only_earlier_tasks_and_restores_the_weights(three_tasks):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_capacity(three_tasks, tmp_path):
+def test_capacity(three_tasks):
     appr, _, states = three_tasks
     sizes = [layer.weight.numel() for _, layer in appr.layers]
     total = sum(sizes)
     kept0 = sum(n - round(0.5 * n) for n in sizes)  # task 0 pruned by 0.5, no ties among trained weights
     kept1 = sum(n - round(0.5 * n) - round(0.75 * (n - (n - round(0.5 * n)))) for n in sizes)
-    first, second, third = appr.capacity
-    assert first == {'task': 0, 'weights': total, 'owned': [kept0 / total], 'free': 1 - kept0 / total}
-    assert second['owned'] == pytest.approx([kept0 / total, kept1 / total])
-    assert third['owned'][2] == pytest.approx(1 - (kept0 + kept1) / total) and third['free'] == 0
-    results = {}
-    appr.context = Context(logs_dir=tmp_path, name='run')
-    appr.after_tests(2, results)
-    assert results['capacity'] == appr.capacity == json.loads((tmp_path / 'run_packnet.json').read_text())
+    first, second, third = (state['capacity'] for state in states)
+    assert first == {'task': 0, 'of': 'weights', 'total': total, 'per_task': [kept0 / total], 'used': kept0 / total,
+                     'free': 1 - kept0 / total}
+    assert second['per_task'] == pytest.approx([kept0 / total, kept1 / total])
+    assert second['used'] == pytest.approx((kept0 + kept1) / total)
+    assert third['per_task'][2] == pytest.approx(1 - (kept0 + kept1) / total) and third['free'] == 0
 
 
 def test_schedule_and_phases(tmp_path):

@@ -130,9 +130,9 @@ def test_capacity_fractions_and_bits():
     first = {'a': torch.tensor([True, True, False, False]), 'b': torch.tensor([[False, False], [False, True]])}
     second = {'a': torch.tensor([False, True, True, False]), 'b': torch.tensor([[True, False], [False, False]])}
     union = {name: first[name] | second[name] for name in first}
-    record = wsn.capacity([first, second], union)
-    assert record['weights'] == 8 and record['mask_fraction'] == 3 / 8
-    assert record['union_fraction'] == 5 / 8 and record['free_fraction'] == 3 / 8
+    record = wsn.capacity(1, [first, second], union)
+    assert record['task'] == 1 and record['total'] == 8 and record['per_task'] == [3 / 8, 3 / 8]
+    assert record['used'] == 5 / 8 and record['free'] == 3 / 8
     assert record['mask_bits'] == 16
     # Symbols per weight: a: 1, 3, 2, 0 (four symbols once each: 2 bits each = 8); b: 2, 0, 0, 1 (counts 2, 1, 1:
     # 1 + 2 + 2 bits weighted = 2 * 1 + 2 + 2 = 6)

@@ -199,6 +199,12 @@ class Appr:
     def after_tests(self, t: int, results: dict) -> None:
         """After task t's tests, with the results run.py has just saved (acc, lss, task_names, args...)."""
 
+    def capacity(self, t: int) -> dict | None:
+        """After task t (its tests done), what the tasks learned so far take of the network, for an approach that
+        sets parts of it aside per task (hat, packnet, wsn, gpm...): a capacity_record(), which run.py saves with the
+        results; None (the default) for the others."""
+        return None
+
     ####################################################################################################################
     # Checkpoints
 
@@ -359,6 +365,15 @@ class Appr:
         with _batch_sizes_named():
             result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
+
+
+def capacity_record(t: int, of: str, total: int, per_task: list[int], used: int, **extra) -> dict:
+    """What capacity() returns: after task t, of `total` things of the network (`of`: 'weights', 'masked
+    parameters', 'input dimensions'...), the share each task 0..t takes (per_task: counts, which overlap where tasks
+    share), the share the tasks take together (used: a count) and the share left free; extra: the approach's own
+    figures (JSON-like values)."""
+    return {'task': t, 'of': of, 'total': total, 'per_task': [c / total for c in per_task], 'used': used / total,
+            'free': 1 - used / total, **extra}
 
 
 @contextmanager

@@ -78,7 +78,7 @@ class Appr(_base.Appr):
             "default by network: mlp 300, alexnet_bn 24,100,100,125,125, resnet18_reduced 10 to 100 by depth, "
             "otherwise 125", symbol='n_s', type=_numbers(int, '[1, inf)'))
 
-    checkpoint_attrs = ('bases',)
+    checkpoint_attrs = ('bases', 'added')
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales every gradient by
     # exactly 1 (it clamps max_norm / norm to at most 1)
     clipgrad = 1e30
@@ -117,6 +117,7 @@ class Appr(_base.Appr):
         # The shared parameters besides the projected weights, fixed after the first task
         self.fixed = [p for p in model.parameters() if id(p) not in weights | heads]
         self.bases = {}  # layer name -> (its input size, k) orthonormal basis of the tasks so far: float64 numpy
+        self.added = []  # the basis vectors each task added, over all layers (capacity())
         # for a convolution, float32 for a linear layer, the authors' precisions
         self.projectors = {}  # layer name -> U U^T (float32, on the device), for the task being learned
 
@@ -145,6 +146,16 @@ class Appr(_base.Appr):
         mats = representations(self.model, self.layers, x[drawn], self.samples)
         for (name, _), R, threshold in zip(self.layers, mats, self.thresholds):
             self.bases[name] = grow_basis(self.bases.get(name), R, threshold + t * self.hp.threshold_step)
+        self.added.append(self.basis_size() - sum(self.added))
+
+    def basis_size(self) -> int:
+        return sum(U.shape[1] for U in self.bases.values())
+
+    def capacity(self, t: int) -> dict:
+        """Of the shared layers' input dimensions (the room a projected gradient has), the basis vectors each task
+        added and all the bases hold: what later tasks' gradients may no longer change."""
+        return _base.capacity_record(t, 'input dimensions', sum(layer.weight[0].numel() for _, layer in self.layers),
+                                     self.added, self.basis_size())
 
 
 def shared_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:

@@ -174,6 +174,18 @@ class Appr(_base.Appr):
             pickle.dumps(self.logs, protocol=pickle.HIGHEST_PROTOCOL))))
         print(f'Saved the monitoring log (per-epoch values and masks) at {self.monitor_path}')
 
+    @torch.no_grad()
+    def capacity(self, t: int) -> dict:
+        """Of the masked parameters (the gated layers' weights and biases), those each task's attention keeps open
+        (their view of its stored mask above 1/2: e > 0 at s = smax), and those of the tasks so far (a_pre's)."""
+        params = dict(self.model.named_parameters())
+
+        def opened(masks):
+            return sum(int((self.model.get_view_for(name, masks) > 0.5).sum()) for name in self.mask_back)
+
+        return _base.capacity_record(t, 'masked parameters', sum(params[name].numel() for name in self.mask_back),
+                                     [opened(self.task_mask(u)) for u in range(t + 1)], opened(self.mask_pre))
+
     def task_mask(self, t: int) -> list[torch.Tensor]:
         """The attention task t keeps once learned, a_t at s = smax, one (1, units) tensor per gated layer."""
         return [m.detach().clone() for m in self.model.mask(t, s=self.hp.smax)]

@@ -19,11 +19,10 @@ task t holds it (a uint8 tensor per layer, as their masks, whose tasks count fro
 A task's weights never change after it, nor what it computes: a later task only adds weights the earlier ones do not
 see.
 
-Capacity, after each task, printed and written to <logs-dir>/<name>_packnet.json (one record per task so far): the
-share of the layers' weights each task owns, and the share still free (capacity()).
+Capacity, after each task, saved with the results (capacity()): the share of the layers' weights each task owns,
+and the share still free.
 """
 import dataclasses
-import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,14 +30,13 @@ from dataclasses import dataclass
 import torch
 
 from approaches import _base
-from plumbing import files, hparams, utils
+from plumbing import hparams, utils
 from plumbing.hparams import param
 
 LAYER_TYPES = (torch.nn.Conv2d, torch.nn.Linear)
 NORM_TYPES = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 MAX_TASKS = 255  # owners are uint8, 0 standing for free
 PRUNE_BOUNDS = '[0, 1)'
-CAPACITY_SUFFIX = '_packnet.json'
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -71,7 +69,7 @@ class Appr(_base.Appr):
         lr_decay_factor: float = param(0.1, 'the step decay of the learning rate (run_sequence.sh:60)',
                                        bounds='(0, 1]')
 
-    checkpoint_attrs = ('masks', 'capacity')
+    checkpoint_attrs = ('masks',)
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales every gradient by
     # exactly 1 (it clamps max_norm / norm to at most 1)
     clipgrad = 1e30
@@ -102,7 +100,6 @@ class Appr(_base.Appr):
         self.norms = [m for m in model.modules() if isinstance(m, NORM_TYPES)]
         self.fixed_norms = []  # the batch norms pre_batch keeps in evaluation mode: all of them from the second task
         self.masks = {name: torch.zeros_like(layer.weight, dtype=torch.uint8) for name, layer in self.layers}
-        self.capacity = []  # capacity() after each task
         # State fit() leaves for the hooks it runs (simpler than passing it through the shared loop): the best
         # validation loss and weights so far, and the phase with the epochs before it
         self.best = (math.inf, None)
@@ -195,16 +192,11 @@ class Appr(_base.Appr):
         if t == 0:
             for p in self.fixed:
                 p.requires_grad_(False)
-        self.capacity.append(capacity(self.masks.values(), t))
-        shares = ', '.join(f'task {u} {100 * share:.1f}%' for u, share in enumerate(self.capacity[-1]['owned']))
-        print(f"Capacity: the layers' weights owned by {shares}; free {100 * self.capacity[-1]['free']:.1f}%")
 
-    def after_tests(self, t: int, results: dict) -> None:
-        # In what run.main() returns; in the .pkl only where run.py saves after this hook, which it does not yet
-        results['capacity'] = [dict(record) for record in self.capacity]
-        path = self.context.logs_dir / (self.context.name + CAPACITY_SUFFIX)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        files.atomic_write(path, lambda f: f.write((json.dumps(self.capacity, indent=1) + '\n').encode()))
+    def capacity(self, t: int) -> dict:
+        """Of the layers' weights (the heads excluded), the share each task 0..t owns, and the share free."""
+        counts = sum(torch.bincount(mask.flatten().long(), minlength=t + 2) for mask in self.masks.values()).tolist()
+        return _base.capacity_record(t, 'weights', sum(counts), counts[1:], sum(counts[1:]))
 
     def test(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         with self.only_tasks_to(t):
@@ -256,11 +248,3 @@ def prune_layer(weight: torch.Tensor, mask: torch.Tensor, owner: int, fraction: 
     mask.masked_fill_(freed, 0)
     weight.masked_fill_(freed, 0)
     return int(freed.sum())
-
-
-def capacity(masks, t: int) -> dict:
-    """After task t: of all the layers' weights (the heads excluded), the share each task 0..t owns ('owned') and
-    the share free."""
-    counts = sum(torch.bincount(mask.flatten().long(), minlength=t + 2) for mask in masks).tolist()
-    total = sum(counts)
-    return {'task': t, 'weights': total, 'owned': [c / total for c in counts[1:]], 'free': counts[0] / total}

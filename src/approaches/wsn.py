@@ -22,12 +22,10 @@ The mask a task keeps is, as the authors', the mask of its last training minibat
 layers' stored weight_mask), while the weights and scores are the best epoch's, restored before it (:209);
 --task-mask best recomputes it from the restored scores instead.
 
-Capacity, after each task, printed and written to <logs-dir>/<name>_wsn.json (one record per task so far): the
-fraction of the masked weights each task's mask uses, the union's fraction (what is no longer free), and the bits
-that store the masks (capacity()).
+Capacity, after each task, saved with the results (capacity()): the fraction of the masked weights each task's mask
+uses, the union's fraction (what is no longer free), and the bits that store the masks.
 """
 import heapq
-import json
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +34,6 @@ from approaches import _base
 from networks._subnet import ste_mask, top_mask
 from plumbing.hparams import param
 
-CAPACITY_SUFFIX = '_wsn.json'
 TASKS_PER_SYMBOL = 7  # the authors' offline Huffman coding packs 7 tasks' mask bits into one symbol (utils_huffman:313)
 
 
@@ -53,7 +50,7 @@ class Appr(_base.Appr):
                                choices=('last-batch', 'best'))
 
     network_variant = 'subnet'
-    checkpoint_attrs = ('masks', 'union', 'records')
+    checkpoint_attrs = ('masks', 'union')
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales by exactly 1
     clipgrad = 1e30
     graph_safe = False  # forward() keeps the minibatch's mask, which a replayed step would not update
@@ -79,7 +76,6 @@ class Appr(_base.Appr):
         self.masks = []  # per finished task: layer name -> its mask (bool)
         self.union = None  # layer name -> the union of the finished tasks' masks (bool): the frozen weights
         self.batch_masks = None  # layer name -> the mask of the last training minibatch (the authors' weight_mask)
-        self.records = []  # capacity() after each task
 
     def scored_masks(self) -> dict[str, torch.Tensor]:
         """The masks of the current scores, differentiable by the straight-through estimator."""
@@ -115,29 +111,22 @@ class Appr(_base.Appr):
         self.masks.append(mask)
         self.union = mask if self.union is None else {name: self.union[name] | m for name, m in mask.items()}
         self.batch_masks = None
-        self.records.append(capacity(self.masks, self.union))
-        record = self.records[-1]
-        print(f"Capacity: task {t}'s mask holds {100 * record['mask_fraction']:.2f}% of the masked weights, the "
-              f"tasks so far {100 * record['union_fraction']:.2f}% ({100 * record['free_fraction']:.2f}% free); "
-              f"masks stored in {record['mask_bits']} bits, {record['huffman_bits']} Huffman-coded")
 
-    def after_tests(self, t: int, results: dict) -> None:
-        path = self.context.logs_dir / (self.context.name + CAPACITY_SUFFIX)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.records, indent=1) + '\n')
+    def capacity(self, t: int) -> dict:
+        return capacity(t, self.masks, self.union)
 
 
-def capacity(masks: list[dict[str, torch.Tensor]], union: dict[str, torch.Tensor]) -> dict:
-    """What the masks take after the last of them, over the masked weights (the heads excluded, as the authors'
-    global_sparsity, networks/utils.py:102-114): the last task's mask's fraction, the union's and what is free; the
-    bits of every task's mask at one bit per weight (what the authors' per-task Huffman coding of a 0/1 string comes to,
-    utils_huffman.py:138-168, less its Python object sizes), and the Huffman code's bits of the per-weight integers
-    that pack 7 tasks' mask bits each (their N-bit integer mask, utils_huffman.Huffman, :221-270, the code alone)."""
+def capacity(t: int, masks: list[dict[str, torch.Tensor]], union: dict[str, torch.Tensor]) -> dict:
+    """After task t, over the masked weights (the heads excluded, as the authors' global_sparsity,
+    networks/utils.py:102-114): each task's mask's share, the union's (what is no longer free) and what is free;
+    beside them the bits of every task's mask at one bit per weight (what the authors' per-task Huffman coding of a
+    0/1 string comes to, utils_huffman.py:138-168, less its Python object sizes), and the Huffman code's bits of the
+    per-weight integers that pack 7 tasks' mask bits each (their N-bit integer mask, utils_huffman.Huffman,
+    :221-270, the code alone)."""
     n = sum(m.numel() for m in union.values())
-    last = sum(int(m.sum()) for m in masks[-1].values())
-    used = sum(int(m.sum()) for m in union.values())
-    return {'task': len(masks) - 1, 'weights': n, 'mask_fraction': last / n, 'union_fraction': used / n,
-            'free_fraction': 1 - used / n, 'mask_bits': n * len(masks), 'huffman_bits': huffman_bits(masks)}
+    return _base.capacity_record(t, 'masked weights', n, [sum(int(m.sum()) for m in mask.values()) for mask in masks],
+                                 sum(int(m.sum()) for m in union.values()), mask_bits=n * len(masks),
+                                 huffman_bits=huffman_bits(masks))
 
 
 def huffman_bits(masks: list[dict[str, torch.Tensor]]) -> int:
