@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+# A pytest-xdist worker (pytest.ini starts one per core) keeps to one thread in numpy's OpenBLAS too (torch's:
+# pytest_configure), read when numpy loads: two workers' BLAS threads on the same cores wait for one another (gpm's
+# SVDs took 6 times as long)
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OPENBLAS_NUM_THREADS'] = '1'
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
 sys.path.insert(0, str(ROOT / 'tests'))

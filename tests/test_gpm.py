@@ -227,3 +227,17 @@ def test_bad_settings_are_one_line():
         run.parse_args([*argv, '--samples', '10,x'])
     args = run.parse_args([*argv, '--threshold', '0.9,0.95'])[0]
     assert (args.threshold, args.threshold_step, args.samples) == ((0.9, 0.95), 0.0, (300,))  # mlp's
+
+
+def test_svd_falls_back_to_qr_iteration_where_divide_and_conquer_fails(monkeypatch):
+    M = np.random.RandomState(0).randn(6, 9)
+    expected = gpm.svd(M)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, np.linalg.svd(M, full_matrices=False)))
+
+    def fails(*args, **kwargs):
+        raise np.linalg.LinAlgError('SVD did not converge')
+
+    monkeypatch.setattr(np.linalg, 'svd', fails)
+    U, S, Vt = gpm.svd(M)
+    np.testing.assert_allclose(S, expected[1], rtol=1e-12)
+    np.testing.assert_allclose(U @ np.diag(S) @ Vt, M, atol=1e-12)

@@ -22,7 +22,8 @@ APPROACHES = utils.module_choices('approaches')
 # split_mnist: 5 tasks, so a run can stop with tasks done before and after it; on conftest's small_mnist, 18
 # training images per task: 3 batches, the last one odd
 ARGV = ['--experiment', 'split_mnist', '--nepochs', '2', '--batch-size', '8']
-EXTRA = {'pathnet': ['--generations', '2']}
+# gpm on the original's 800-unit MLP: on the 2000-unit default each step multiplies 2000 x 2000 projections
+EXTRA = {'pathnet': ['--generations', '2'], 'gpm': ['--network', 'mlp_original']}
 
 
 @pytest.mark.slow

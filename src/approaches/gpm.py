@@ -22,6 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import torch
 import torch.nn.functional as F
 
@@ -224,6 +225,16 @@ def representations(model: torch.nn.Module, layers: list[tuple[str, torch.nn.Mod
     return mats
 
 
+def svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The authors' np.linalg.svd(M, full_matrices=False) (LAPACK's divide and conquer, gesdd); where it does not
+    converge, which stops their code (LinAlgError: met on a projected residual with OpenBLAS on one thread), LAPACK's
+    QR iteration (gesvd) instead."""
+    try:
+        return np.linalg.svd(M, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return scipy.linalg.svd(M, full_matrices=False, lapack_driver='gesvd')
+
+
 def grow_basis(U: np.ndarray | None, R: np.ndarray, threshold: float) -> np.ndarray:
     """A layer's basis after a task whose representation matrix is R, from U, the basis of the tasks before it (None
     after the first task), as the authors' update_GPM (main_cifar100.py:229-277), in R's precision:
@@ -234,12 +245,12 @@ def grow_basis(U: np.ndarray | None, R: np.ndarray, threshold: float) -> np.ndar
         values' shares of R's energy (not R_hat's) are added, in order, until the sum reaches threshold, and their r
         left singular vectors appended to U (no change where r = 0), at most as many columns as rows."""
     if U is None:
-        V, S, _ = np.linalg.svd(R, full_matrices=False)
+        V, S, _ = svd(R)
         energy = (S ** 2).sum()
         return V[:, :np.sum(np.cumsum(S ** 2 / energy) < threshold)]
     # The total energy as the authors take it, from the singular values (not R's squared sum, equal but for rounding)
-    energy = (np.linalg.svd(R, full_matrices=False)[1] ** 2).sum()
-    V, S, _ = np.linalg.svd(R - np.dot(np.dot(U, U.T), R), full_matrices=False)
+    energy = (svd(R)[1] ** 2).sum()
+    V, S, _ = svd(R - np.dot(np.dot(U, U.T), R))
     shares = S ** 2 / energy
     accumulated = (energy - (S ** 2).sum()) / energy
     r = 0
