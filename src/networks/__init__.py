@@ -7,8 +7,8 @@ A module exposes
 - `Net(inputsize, taskcla)`: inputsize [C, H, W] and taskcla [(0, n0), (1, n1), ...] as the experiment's get()
   returns them; any other constructor argument has a default (run.py passes these two only);
 - `VARIANT`: the kind of approach it serves, equal to their `Appr.network_variant`: None (plain: sgd, ewc, lwf,
-  joint...), 'hat', 'lfl', 'progressive', 'pathnet' or 'subnet' (wsn). run.py refuses a network of another variant
-  in one line;
+  joint...), 'hat', 'lfl', 'progressive', 'pathnet', 'subnet' (wsn) or 'supsup'. run.py refuses a network of another
+  variant in one line;
 - optionally `EMB_INIT` ('hat' networks): how hat-test draws the task embeddings unless --emb-init says, 'uniform'
   for U(0, 2) or 'normal' for N(0, 1) (the default where absent); alexnet_hat's is 'uniform', as the original's.
 
@@ -29,6 +29,9 @@ variant, with the methods its approaches call:
 - 'subnet':      forward(x, masks) -> logits as None's, each layer of subnet_layers() ((name, layer) pairs, the heads
                  never among them, each layer with `scores`, a ParameterList of weight-shaped tensors) computing with
                  weight * masks[name]; a _subnet.SubnetForm before a plain network's class.
+- 'supsup':      forward(t, x, masks) -> logits as None's through task t's batch norms, each layer of subnet_layers()
+                 computing with its fixed weight (requires_grad False) * masks[name], its `scores` one tensor per
+                 task; a _supsup.SupsupForm before a plain network's class.
 A network that cannot compute a batch (alexnet_bn: one sample, which batch norm cannot normalise) raises
 networks._contract.BatchError, naming no flag: the training loop turns it into a one-line error naming the flags.
 

@@ -6,11 +6,11 @@ import copy
 
 import torch
 
-VARIANTS = (None, 'hat', 'lfl', 'progressive', 'pathnet', 'subnet')  # the values of a module's VARIANT
+VARIANTS = (None, 'hat', 'lfl', 'progressive', 'pathnet', 'subnet', 'supsup')  # the values of a module's VARIANT
 # What each variant's approaches call besides forward(): the methods Net must have
 METHODS = {None: (), 'lfl': ('features',), 'hat': ('embeddings', 'mask', 'get_view_for'),
            'progressive': ('train_column', 'freeze'), 'pathnet': ('taken', 'train_path', 'freeze'),
-           'subnet': ('subnet_layers',)}
+           'subnet': ('subnet_layers',), 'supsup': ('subnet_layers',)}
 
 
 class ContractError(AssertionError):
@@ -71,8 +71,10 @@ def check(net: torch.nn.Module, variant: str | None, x: torch.Tensor) -> None:
                 _require(tuple(out.shape) == (batch, n), f'forward({t}, x) must give ({batch}, {n}) logits')
         elif variant == 'pathnet':
             _check_pathnet(net, taskcla, x)
-        else:
+        elif variant == 'subnet':
             _check_subnet(net, taskcla, x)
+        else:
+            _check_supsup(net, taskcla, x)
     _check_trainable(net, variant, taskcla)
     state = net.state_dict()  # the checkpoints and the best epoch's copy
     net.load_state_dict(state)
@@ -129,6 +131,27 @@ def _check_subnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
     masked = net(x, {**ones, first: torch.zeros_like(ones[first])})
     _require(not all(torch.equal(a, b) for a, b in zip(out, masked)),
              f'forward(x, masks) must compute layer {first} with weight * masks[{first!r}]')
+    copy.deepcopy(net)
+
+
+def _check_supsup(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
+    layers = net.subnet_layers()
+    _require(len(layers) > 0 and all(not name.startswith('last.') for name, _ in layers),
+             'subnet_layers() must give the masked layers as (name, layer), the heads never among them')
+    for name, layer in layers:
+        scores = getattr(layer, 'scores', None)
+        _require(isinstance(scores, torch.nn.ParameterList) and len(scores) == len(taskcla) and
+                 all(s.shape == layer.weight.shape for s in scores),
+                 f'{name}.scores must be a ParameterList of one tensor of its weight\'s shape per task')
+        _require(not layer.weight.requires_grad, f'{name}.weight must be fixed (requires_grad False)')
+    ones = {name: torch.ones_like(layer.weight) for name, layer in layers}
+    for t, _ in taskcla:
+        out = net(t, x, ones)
+        _check_logits(out, taskcla, len(x), f'forward({t}, x, masks)')
+    first = layers[0][0]
+    masked = net(0, x, {**ones, first: torch.zeros_like(ones[first])})
+    _require(not all(torch.equal(a, b) for a, b in zip(net(0, x, ones), masked)),
+             f'forward(t, x, masks) must compute layer {first} with weight * masks[{first!r}]')
     copy.deepcopy(net)
 
 

@@ -7,7 +7,7 @@ subnetwork W * m, m = 1 where |S| is among the top fraction c of the layer's |S|
 straight-through estimator (ste_mask()). The form (SubnetForm) keeps a plain network's layers, order and forward:
 - every Conv2d and Linear but the heads becomes a SubnetConv2d / SubnetLinear, without bias (the authors' layers
   have none: mlp.py:19-20, alexnet.py:728-764, resnet18.py:122,150), its scores a ParameterList (one tensor here;
-  an approach with scores per task would hold several);
+  one per task in SupSup's form, networks/_supsup.py);
 - the heads stay plain per-task linear layers, never masked (mlp.py:30, alexnet.py:772-774), without bias;
 - every batch norm has neither scale nor shift nor running statistics (BatchNorm(affine=False,
   track_running_stats=False): alexnet.py:733-769, resnet18.py:137-176): nothing in it to learn, mask or freeze, and
@@ -125,17 +125,24 @@ class SubnetForm(torch.nn.Module):
                 continue
             replacement = None
             if type(module) in (torch.nn.Linear, torch.nn.Conv2d):
-                replacement = subnet_layer(module, self.nscores)
+                replacement = subnet_layer(module, self.score_count(taskcla))
                 self.subnet_names.append(name)
             elif isinstance(module, NORM_TYPES):
-                replacement = type(module)(module.num_features, eps=module.eps, affine=False,
-                                           track_running_stats=False)
+                replacement = self.norm_form(module, taskcla)
             if replacement is not None:
                 parent, _, attr = name.rpartition('.')
                 self.get_submodule(parent).register_module(attr, replacement)
         # From the generator's state before the plain network drew anything: the authors' order of draws
         torch.set_rng_state(rng)
         self.draw()
+
+    def score_count(self, taskcla: list[tuple[int, int]]) -> int:
+        """Score tensors per layer (nscores; a form with scores per task overrides it)."""
+        return self.nscores
+
+    def norm_form(self, norm: torch.nn.Module, taskcla: list[tuple[int, int]]) -> torch.nn.Module:
+        """What replaces a batch norm: WSN's, without scale, shift or running statistics."""
+        return type(norm)(norm.num_features, eps=norm.eps, affine=False, track_running_stats=False)
 
     def draw(self) -> None:
         """Each layer's initial values in forward order (a subnet layer's weight then scores), then the heads'."""
