@@ -304,6 +304,26 @@ HAT_CURVE = [0, 0.0625, -37 / 72]
 # Fisher diagonals by hand (EWC, IMM-mode)
 
 
+class TinyConvBN(torch.nn.Module):
+    """The kinds of layer the real networks have, small enough to check by hand, on (C, 6, 6) inputs: conv (3x3,
+    stride 2, padding 1) -> batch norm -> ReLU -> fc -> batch norm -> ReLU -> one head per task, no bias but the
+    heads' (wsn's and supsup's forms of it in their tests)."""
+
+    def __init__(self, inputsize, taskcla):
+        super().__init__()
+        self.taskcla = taskcla
+        self.conv = torch.nn.Conv2d(inputsize[0], 4, 3, stride=2, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4 * 3 * 3, 8, bias=False)
+        self.bn2 = torch.nn.BatchNorm1d(8)
+        self.last = torch.nn.ModuleList(torch.nn.Linear(8, n) for _, n in taskcla)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv(x))).flatten(1)  # (B, 36)
+        h = torch.relu(self.bn2(self.fc(h)))
+        return [head(h) for head in self.last]
+
+
 class LinearNet(torch.nn.Module):
     """Linear heads on the flattened input, with given (weight, bias) each: small enough to differentiate by hand."""
 

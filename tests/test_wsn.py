@@ -8,28 +8,10 @@ import torch
 from approaches import wsn
 from networks import mlp_subnet
 from networks._subnet import SubnetForm, ste_mask, top_mask
-from fixtures import make_appr, make_tasks
+from fixtures import TinyConvBN, make_appr, make_tasks
 
 
-class TinyPlain(torch.nn.Module):
-    """conv (3x3, stride 2, padding 1) -> batch norm -> ReLU -> fc -> batch norm -> ReLU -> one head per task."""
-
-    def __init__(self, inputsize, taskcla):
-        super().__init__()
-        self.taskcla = taskcla
-        self.conv = torch.nn.Conv2d(inputsize[0], 4, 3, stride=2, padding=1, bias=False)
-        self.bn1 = torch.nn.BatchNorm2d(4)
-        self.fc = torch.nn.Linear(4 * 3 * 3, 8, bias=False)
-        self.bn2 = torch.nn.BatchNorm1d(8)
-        self.last = torch.nn.ModuleList(torch.nn.Linear(8, n) for _, n in taskcla)
-
-    def forward(self, x):
-        h = torch.relu(self.bn1(self.conv(x))).flatten(1)  # (B, 36)
-        h = torch.relu(self.bn2(self.fc(h)))
-        return [head(h) for head in self.last]
-
-
-class TinySubnet(SubnetForm, TinyPlain):
+class TinySubnet(SubnetForm, TinyConvBN):
     """Its subnet form: batch norms on batch statistics, without scale or shift."""
 
 

@@ -38,23 +38,23 @@ def top_mask(magnitude: torch.Tensor, c: float) -> torch.Tensor:
     return (magnitude >= threshold).to(magnitude.dtype)
 
 
-class _StraightThrough(torch.autograd.Function):
-    """top_mask() forward; the gradient passed to the magnitude unchanged (GetSubnetFaster.backward,
-    subnet.py:22-24)."""
+class StraightThrough(torch.autograd.Function):
+    """rule(magnitude, fraction) forward, a mask; the gradient passed to the magnitude unchanged (WSN's
+    GetSubnetFaster.backward, subnet.py:22-24; SupSup's GetSubnet.backward, module_util.py:63-66)."""
 
     @staticmethod
-    def forward(ctx, magnitude: torch.Tensor, c: float) -> torch.Tensor:
-        return top_mask(magnitude, c)
+    def forward(ctx, magnitude: torch.Tensor, rule, fraction: float) -> torch.Tensor:
+        return rule(magnitude, fraction)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        return g, None
+        return g, None, None
 
 
 def ste_mask(score: torch.Tensor, c: float) -> torch.Tensor:
     """The mask of |score| at fraction c, differentiable by the straight-through estimator: through the abs, the
     score's gradient is sign(score) * dL/dmask (subnet.py:109, :209)."""
-    return _StraightThrough.apply(score.abs(), c)
+    return StraightThrough.apply(score.abs(), top_mask, c)
 
 
 class SubnetLayer:

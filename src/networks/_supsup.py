@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from networks._subnet import SubnetForm
+from networks._subnet import StraightThrough, SubnetForm
 
 
 def kept_count(numel: int, k: float) -> int:
@@ -41,22 +41,10 @@ def kept_mask(magnitude: torch.Tensor, k: float) -> torch.Tensor:
     return mask.view_as(magnitude)
 
 
-class _StraightThrough(torch.autograd.Function):
-    """kept_mask() forward; the gradient passed to the magnitude unchanged (GetSubnet.backward, module_util.py:63-66)."""
-
-    @staticmethod
-    def forward(ctx, magnitude: torch.Tensor, k: float) -> torch.Tensor:
-        return kept_mask(magnitude, k)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        return g, None
-
-
 def supsup_mask(score: torch.Tensor, k: float) -> torch.Tensor:
     """The mask of |score| at density k, differentiable by the straight-through estimator: through the abs, the
     score's gradient is sign(score) * dL/dmask (GetSubnet.apply(scores[task].abs(), sparsity), modules.py:100-102)."""
-    return _StraightThrough.apply(score.abs(), k)
+    return StraightThrough.apply(score.abs(), kept_mask, k)
 
 
 def er_density(weight: torch.Tensor, er: float) -> float:
