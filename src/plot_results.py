@@ -8,6 +8,7 @@
     python src/plot_results.py matrix res/cifar_hat_0.pkl --output acc.png
     python src/plot_results.py masks logs/mnist2_hat-test_0_masks.pkz --output masks.png
     python src/plot_results.py curves logs/cifar_hat_0.jsonl --output curves.png
+    python src/plot_results.py capacity --experiment cifar --approaches hat,packnet --seeds 0-9 --output cap.png
 
 Without a subcommand it draws `forgetting`, as the original plot_results.py did (same flags). Every figure goes to
 --output (any format matplotlib writes, from the suffix) or, without it, to the screen. Confidence intervals are the
@@ -18,6 +19,7 @@ import argparse
 import csv
 import gzip
 import json
+import numbers
 import sys
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis import hat_masks, metrics, results, tables
+from approaches import _base
 from plumbing import files, utils
 
 REFERENCES = ('random', 'joint')  # the forgetting ratio's lower and upper references
@@ -38,7 +41,8 @@ JITTER = 0.08  # the original's horizontal offset between approaches, in task un
 CURVE_KEYS = ('task', 'epoch', 'train_loss', 'valid_loss', 'train_acc', 'valid_acc')  # what curves reads per epoch
 PUBLISHED_COLUMNS = ('approach', 'experiment', 'metric', 'value', 'source')  # of a --reference file
 # --size's default per figure, width,height in inches: the masks' three panels need the width
-DEFAULT_SIZES = {'forgetting': '6,4', 'matrix': '6,4.5', 'masks': '13,4.5', 'curves': '7,5'}
+DEFAULT_SIZES = {'forgetting': '6,4', 'matrix': '6,4.5', 'masks': '13,4.5', 'curves': '7,5', 'capacity': '6,4',
+                 'capacity --per-task': '11,4'}
 
 
 ########################################################################################################################
@@ -89,12 +93,13 @@ def seeds_hint(folder: Path, experiment: str, approaches: list[str], approach: s
     return f"{hint}, but no seed of all of {','.join(approaches)}"
 
 
-def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) -> dict[str, np.ndarray]:
-    """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks), from <folder>/<exp>_<appr>_<seed>.txt,
-    each checked (results.read): a finished run, not a dry run, and what its .pkl says it is."""
+def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) \
+        -> dict[str, list[results.Result]]:
+    """approach -> its results over seeds, from <folder>/<exp>_<appr>_<seed>.txt, each checked (results.read): a
+    finished run, not a dry run, and what its .pkl says it is; every matrix of the same size."""
     runs, first = {}, None
     for approach in approaches:
-        matrices = []
+        found = []
         for seed in seeds:
             path = folder / f'{experiment}_{approach}_{seed}.txt'
             if not path.is_file() and not results.pkl_path(path).is_file():
@@ -110,9 +115,60 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
             elif acc.shape != first[1]:
                 raise utils.UserError(f'{path} is {acc.shape[0]}x{acc.shape[1]} but {first[0]} is '
                                       f'{first[1][0]}x{first[1][1]}: the matrices must have the same size')
-            matrices.append(acc)
-        runs[approach] = np.stack(matrices)
+            found.append(result)
+        runs[approach] = found
     return runs
+
+
+def matrices(runs: dict[str, list[results.Result]]) -> dict[str, np.ndarray]:
+    """approach -> its accuracy matrices over seeds, (seeds, tasks, tasks)."""
+    return {approach: np.stack([result.acc for result in found]) for approach, found in runs.items()}
+
+
+def is_share(value) -> bool:
+    """A real number in [0, 1] (not NaN, not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def capacity_records(result: results.Result) -> list[dict] | None:
+    """The capacity a finished run saved (docs/results.md#capacity), one record per task, each checked: the task, what
+    is counted, the share each task takes and the share used; None where it saved none."""
+    records = (result.saved or {}).get('capacity')
+    if records is None:
+        return None
+    pkl, ntasks = results.pkl_path(result.path), len(result.acc)
+    if not (isinstance(records, list) and len(records) == ntasks):
+        raise utils.UserError(f"{pkl}: 'capacity' is not a list of one record per task ({ntasks})")
+    for t, record in enumerate(records):
+        if not (isinstance(record, dict) and record.get('task') == t and isinstance(record.get('of'), str)
+                and is_share(record.get('used')) and isinstance(record.get('per_task'), list)
+                and len(record['per_task']) == t + 1 and all(is_share(v) for v in record['per_task'])):
+            raise utils.UserError(f"{pkl}: capacity record {t} is not {{'task': {t}, 'of': what is counted, 'used': a "
+                                  f"share, 'per_task': {t + 1} shares}} (shares in [0, 1])")
+    return records
+
+
+def no_capacity(result: results.Result) -> str:
+    """Why a run has no capacity to draw: a .txt alone, an approach that saves none, or a run from before it did."""
+    if result.saved is None:
+        return f'{result.path}: no .pkl beside it, so no capacity (as the original code wrote results)'
+    approach = result.saved['args']['approach']
+    if (approach in utils.module_choices('approaches')
+            and utils.load_module('approaches', approach).Appr.capacity is not _base.Appr.capacity):
+        return f'{result.path}: no capacity saved, though {approach} saves it (a run from before it did? run it again)'
+    return (f'{result.path}: approach {approach} saves no capacity (it sets no part of the network aside per task); '
+            f'leave it out of --approaches')
+
+
+def final_used(runs: dict[str, list[results.Result]]) -> dict[str, tuple[str, np.ndarray]]:
+    """approach -> (what it counts, the share used after the last task per seed), for the approaches every run of
+    which saved its capacity."""
+    used = {}
+    for approach, found in runs.items():
+        saved = [capacity_records(result) for result in found]
+        if all(records is not None for records in saved):
+            used[approach] = (saved[0][-1]['of'], np.array([records[-1]['used'] for records in saved]))
+    return used
 
 
 def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str, seeds: list[int]) \
@@ -134,11 +190,11 @@ def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str,
 
 
 def folder_runs(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) \
-        -> list[tuple[str, Path, dict[str, np.ndarray]]]:
-    """(label prefix, folder, runs) per folder; the prefix names the folder only when there are several."""
+        -> list[tuple[str, Path, dict[str, list[results.Result]]]]:
+    """(label prefix, folder, runs: load_runs) per folder; the prefix names the folder only when there are several."""
     loaded = [(f'{folder}: ' if len(folders) > 1 else '', folder, load_runs(folder, experiment, approaches, seeds))
               for folder in folders]
-    sizes = {folder: next(iter(runs.values())).shape[-1] for _, folder, runs in loaded}
+    sizes = {folder: len(next(iter(runs.values()))[0].acc) for _, folder, runs in loaded}
     if len(set(sizes.values())) > 1:
         raise utils.UserError(f"the folders hold {experiment} runs of different numbers of tasks: "
                               f"{', '.join(f'{f}: {n}' for f, n in sizes.items())}")
@@ -156,7 +212,7 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
         raise utils.UserError(f'--approaches names nothing to plot besides {" and ".join(REFERENCES)}')
     curves = {}
     for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
-        ratios = reference_ratios(runs, folder, experiment, seeds)
+        ratios = reference_ratios(matrices(runs), folder, experiment, seeds)
         for approach in approaches:
             if approach in REFERENCES:
                 continue
@@ -169,19 +225,60 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
 
 def table_data(folders: list[Path], experiments: list[str], approaches: list[str], seeds: list[int],
                against: str | None = None, published: list[dict] | None = None) -> dict:
-    """Per experiment, approach and folder, each metric's (mean, 95% half-width) over seeds, accuracies in %; with
-    against, the paired tests against that approach; with published, the published figures that match."""
+    """Per experiment, approach and folder, each metric's (mean, 95% half-width) over seeds, accuracies in %, and the
+    capacity used after the last task where every run saved it; with against, the paired tests against that
+    approach; with published, the published figures that match."""
     rows = []
     for experiment in experiments:
         for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
-            ratios = (reference_ratios(runs, folder, experiment, seeds)
+            accs = matrices(runs)
+            ratios = (reference_ratios(accs, folder, experiment, seeds)
                       if all(r in runs for r in REFERENCES) else None)
-            rows += tables.table_rows(runs, ratios, seeds, experiment, prefix)
+            rows += tables.table_rows(accs, ratios, seeds, experiment, prefix, final_used(runs))
     if against is not None:
         rows = tables.with_significance(rows, against)
     if published is not None:
         rows = tables.with_published(rows, published)
     return {'rows': rows}
+
+
+def capacity_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int],
+                  per_task: str | None = None) -> dict:
+    """Per approach and folder: the share of the network (in %) the tasks take after each task, per seed and number of
+    tasks, with its mean and 95% interval over seeds, and what the approach counts; with per_task, that approach's run
+    of the first seed (first folder): each task's share (%) after each task."""
+    curves, bars = {}, None
+    for prefix, _, runs in folder_runs(folders, experiment, approaches, seeds):
+        for approach, found in runs.items():
+            saved = []
+            for result in found:
+                records = capacity_records(result)
+                if records is None:
+                    raise utils.UserError(no_capacity(result))
+                saved.append(records)
+            per_seed = 100 * np.array([[record['used'] for record in records] for records in saved])  # (seeds, T)
+            curves[prefix + approach] = {'of': saved[0][-1]['of'], 'per_seed': per_seed, 'mean': per_seed.mean(0),
+                                         'ci': metrics.confidence_interval(per_seed)}
+            if approach == per_task and bars is None:
+                bars = {'run': run_title(found[0].path.stem, found[0].saved), 'of': saved[0][-1]['of'],
+                        'shares': [100 * np.array(record['per_task']) for record in saved[0]],
+                        'used': per_seed[0]}
+    return {'curves': curves, 'bars': bars, 'ntasks': next(iter(curves.values()))['mean'].size,
+            'experiment': experiment, 'seeds': seeds}
+
+
+def print_capacity(data: dict) -> None:
+    """The share used after each number of tasks per approach: mean (95% half-width) over seeds, or one seed's."""
+    single = len(data['seeds']) == 1
+    over = 'one seed' if single else f"mean (95% half-width) over {len(data['seeds'])} seeds"
+    labels = {label: f"{label} ({c['of']})" for label, c in data['curves'].items()}
+    width = max(map(len, labels.values()))
+    cell_width = 8 if single else 16  # the width of a cell below: ' 100.0  ' or '  52.0 (  1.8)  '
+    print(f'Capacity used after k tasks (% of what each approach counts): {over}')
+    print((f"{'k':{width}s}  " + ''.join(f'{k:>6d}'.ljust(cell_width) for k in range(1, data['ntasks'] + 1))).rstrip())
+    for label, c in data['curves'].items():
+        cells = ''.join(f'{m:6.1f}  ' if single else f'{m:6.1f} ({h:5.1f})  ' for m, h in zip(c['mean'], c['ci']))
+        print(f'{labels[label]:{width}s}  {cells}'.rstrip())
 
 
 def load_published(path: Path) -> list[dict]:
@@ -489,6 +586,44 @@ def plot_curves(data: dict, args: argparse.Namespace) -> Figure:
     return fig
 
 
+def plot_capacity(data: dict, args: argparse.Namespace) -> Figure:
+    """The share of the network used against the number of tasks learned, one line with intervals per approach,
+    jittered about the task; with bars, beside it one run's share per task after each task, stacked."""
+    fig = new_figure(args)
+    axes = fig.subplots(1, 2 if data['bars'] else 1, squeeze=False)[0]
+    curves, seeds, tasks = data['curves'], data['seeds'], 1 + np.arange(data['ntasks'])
+    ax = axes[0]
+    for i, (label, c) in enumerate(curves.items()):
+        x = tasks + JITTER * (2 * i + 1 - len(curves)) / len(curves)  # centred: one line on the task itself
+        ax.errorbar(x, c['mean'], yerr=c['ci'], fmt='-' + MARKERS[i % len(MARKERS)], markersize=6, capsize=3,
+                    label=f"{label} ({c['of']})")
+    ax.set_xticks(tasks)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel('tasks learned')
+    ax.set_ylabel('network used (%)')
+    over = f'seed {seeds[0]}' if len(seeds) == 1 else f'mean and 95% interval over seeds {seed_ranges(seeds)}'
+    ax.set_title(f"{data['experiment']}: capacity used ({over})", fontsize=10)
+    ax.legend(title='approach (what it counts)', fontsize=8, title_fontsize=8)
+    if data['bars']:
+        bars, ax = data['bars'], axes[1]
+        bottom, stacks = np.zeros(tasks.size), []
+        for u in range(tasks.size):
+            height = np.array([shares[u] if u < shares.size else 0 for shares in bars['shares']])
+            stacks.append(ax.bar(tasks, height, bottom=bottom, color=f'C{u % 10}', label=f'task {u}'))
+            bottom += height
+        # Where tasks share what they take (WSN's masks overlap), the stack rises above the share used
+        used = ax.hlines(bars['used'], tasks - 0.4, tasks + 0.4, colors='k', linestyles='--', label='used (all tasks)')
+        ax.set_xticks(tasks)
+        ax.set_ylim(0, max(102, 1.02 * bottom.max()))
+        ax.set_xlabel('tasks learned')
+        ax.set_ylabel(f"share of the {bars['of']} (%)")
+        ax.set_title(f"{bars['run']}: each task's share", fontsize=10)
+        # beside the bars, the tasks in the stack's order (the last on top), then the share used
+        ax.legend(handles=[*stacks[::-1], used], fontsize=8, loc='center left', bbox_to_anchor=(1, 0.5),
+                  frameon=False)
+    return fig
+
+
 def show_or_save(fig: Figure, output: Path | None) -> None:
     """Save the figure atomically in the format of output's suffix, or show it on screen."""
     if output is None:
@@ -521,7 +656,7 @@ def parse_size(text: str) -> tuple[float, float]:
 def build_parser() -> utils.Parser:
     """The subcommands and their flags."""
     p = utils.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{forgetting,table,matrix,masks,curves}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{forgetting,table,matrix,masks,curves,capacity}')
     figure = utils.Parser(add_help=False)
     figure.add_argument('--output', type=Path, help='figure file, e.g. fig.png or fig.pdf (default: show on screen)')
     figure.add_argument('--size', help='width,height in inches (default: ' + ', '.join(
@@ -562,6 +697,11 @@ def build_parser() -> utils.Parser:
                        help='a unit or weight is in use when its (cumulative) mask exceeds this (default: %(default)s)')
     curves = sub.add_parser('curves', parents=[figure], help='learning curves from a run\'s JSON-lines log')
     curves.add_argument('path', type=Path, help='logs/<run>.jsonl')
+    capacity = sub.add_parser('capacity', parents=[runs, figure], help='the share of the network used after each task '
+                              '(approaches that set parts of it aside per task: hat, packnet, wsn, gpm...)')
+    capacity.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
+    capacity.add_argument('--per-task', metavar='APPROACH', help="beside the lines, this approach's run of the first "
+                          "of --seeds: each task's share after each task, as stacked bars")
     return p
 
 
@@ -584,8 +724,11 @@ def parse_args(argv: list[str] | None):
             if args.against not in args.approaches:
                 raise utils.UserError(f"--against {args.against}: not one of --approaches "
                                       f"({', '.join(args.approaches)})")
+        if getattr(args, 'per_task', None) not in (None, *args.approaches):
+            raise utils.UserError(f"--per-task {args.per_task}: not one of --approaches ({', '.join(args.approaches)})")
     if hasattr(args, 'size'):
-        args.size = parse_size(args.size or DEFAULT_SIZES[args.command])
+        figure = args.command + (' --per-task' if getattr(args, 'per_task', None) else '')
+        args.size = parse_size(args.size or DEFAULT_SIZES[figure])
         if args.dpi < 1:
             raise utils.UserError('--dpi must be at least 1')
         # Agg, which draws PNGs and most screens' figures, refuses images of 2**16 pixels or more a side (compared
@@ -647,6 +790,10 @@ def main(argv: list[str] | None = None) -> dict:
         data = masks_data(args.path, run_pkl, args.threshold)
         print_masks(data)
         show_or_save(plot_masks(data, args), args.output)
+    elif args.command == 'capacity':
+        data = capacity_data(args.folders, args.experiment, args.approaches, args.seeds, args.per_task)
+        print_capacity(data)
+        show_or_save(plot_capacity(data, args), args.output)
     else:
         data = curves_data(args.path)
         show_or_save(plot_curves(data, args), args.output)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from analysis import hat_masks
+from analysis import hat_masks, results
+from approaches import _base
 from networks import alexnet_hat
 import plot_results
 from plumbing import utils
@@ -536,6 +537,129 @@ def test_curves_of_one_epoch_per_task_and_hats_regulariser(tmp_path):
     assert len(joins) == 4  # train and valid, across each of the two boundaries
     assert all(line.get_marker() in ('o', 's') for line in loss.lines if len(line.get_xdata()) == 1)
     plot_results.plt.close(fig)
+
+
+########################################################################################################################
+# Capacity
+
+
+def write_capacity_runs(folder, seeds=range(5)):
+    """exp's random and joint (.txt alone), sgd (a .pkl without capacity, as run.py saves it for sgd) and hat, whose
+    records are _base.capacity_record's of counts by hand: of 1000 masked parameters, per seed s, task 0 takes 200,
+    task 1 100 and task 2 200 + 10 s, so the share used is 20, 30, 50 + s %: after the last task 52 ± 1.7559781 (%)
+    over seeds 0-4 (offsets -2..2, as above). sgd's and hat's matrices are both HAT."""
+    write_runs(folder, seeds=seeds, approaches=('random', 'joint'))
+    for s in seeds:
+        write_result(folder / f'exp_sgd_{s}.txt', HAT)
+        saved = write_result(folder / f'exp_hat_{s}.txt', HAT)
+        counts = [200, 100, 200 + 10 * s]
+        saved['capacity'] = [_base.capacity_record(t, 'masked parameters', 1000, counts[:t + 1], sum(counts[:t + 1]))
+                             for t in range(3)]
+        results.save(folder / f'exp_hat_{s}.txt', saved)
+    return folder
+
+
+def test_table_capacity_column(tmp_path, capsys):
+    folder, out = write_capacity_runs(tmp_path / 'res'), tmp_path / 'out'
+    data = plot_results.main(['table', '--experiment', 'exp', '--approaches', 'random,joint,sgd,hat', '--seeds', '0-4',
+                              '--folders', str(folder), '--csv', str(out / 't.csv'), '--markdown', str(out / 't.md'),
+                              '--latex', str(out / 't.tex')])
+    rows = {r['approach']: r for r in data['rows']}
+    assert rows['hat']['capacity'] == pytest.approx((52, T_975_4DOF * math.sqrt(2) / math.sqrt(5)))
+    assert rows['hat']['capacity_of'] == 'masked parameters'
+    assert all(math.isnan(v) for a in ('random', 'joint', 'sgd') for v in rows[a]['capacity'])
+    # The other columns bitwise as without capacity: sgd has hat's matrices and saved none
+    others = [{k: v for k, v in rows[a].items() if k not in ('approach', 'name', 'capacity', 'capacity_of')}
+              for a in ('sgd', 'hat')]
+    assert others[0] == others[1]
+
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[-3:] == ['rho', 'capacity', 'used']
+    assert printed[3].endswith('n/a') and printed[4].endswith('52.00 ± 1.76')  # sgd, hat
+    assert printed[6] == ('Capacity used: % of the network the tasks take after the last task, of the masked '
+                          'parameters (hat); n/a: no capacity saved')
+    with open(out / 't.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[-4:] == ['rho', 'rho_ci95', 'capacity', 'capacity_ci95']
+    assert (table[3]['capacity'], table[3]['capacity_ci95']) == ('52.000000', '1.755978')
+    assert table[2]['capacity'] == table[2]['capacity_ci95'] == 'n/a'
+    markdown = (out / 't.md').read_text().splitlines()
+    assert markdown[0].endswith('| rho | capacity used |') and markdown[1] == '|' + '---|' * 10
+    assert markdown[4].endswith('| -0.514 ± 0.000 | n/a |') and markdown[5].endswith('| 52.00 ± 1.76 |')
+    latex = (out / 't.tex').read_text().splitlines()
+    assert latex[2] == ('% Used: % of the network the tasks take after the last task, of the masked parameters '
+                        '(hat); mean $\\pm$ 95% interval over seeds; n/a: no capacity saved')
+    assert latex[3:9] == [r'\begin{tabular}{lccc}', r'\toprule', r' & \multicolumn{3}{c}{exp} \\',
+                          r'\cmidrule(lr){2-4}', r'Approach & ACC (\%) & BWT (\%) & Used (\%) \\', r'\midrule']
+    # no bold for capacity (more used is neither better nor worse)
+    assert latex[11:13] == [r'sgd & \textbf{51.67 $\pm$ 0.00} & \textbf{-27.50 $\pm$ 0.00} & n/a \\',
+                            r'hat & \textbf{51.67 $\pm$ 0.00} & \textbf{-27.50 $\pm$ 0.00} & 52.00 $\pm$ 1.76 \\']
+
+
+def test_capacity_figure(tmp_path, capsys):
+    folder = write_capacity_runs(tmp_path / 'res')
+    data = plot_results.main(['capacity', '--experiment', 'exp', '--approaches', 'hat', '--seeds', '0-4', '--folders',
+                              str(folder), '--per-task', 'hat', *figure_argv(tmp_path, size='8,3')])
+    curve = data['curves']['hat']
+    assert curve['of'] == 'masked parameters' and data['ntasks'] == 3
+    np.testing.assert_allclose(curve['per_seed'], [[20, 30, 50 + s] for s in range(5)])
+    np.testing.assert_allclose(curve['mean'], [20, 30, 52])
+    np.testing.assert_allclose(curve['ci'], [0, 0, T_975_4DOF * math.sqrt(2) / math.sqrt(5)], atol=1e-12)
+    bars = data['bars']  # seed 0's run
+    assert bars['run'] == 'exp · hat · seed 0' and bars['of'] == 'masked parameters'
+    for shares, expected in zip(bars['shares'], [[20], [20, 10], [20, 10, 20]]):
+        np.testing.assert_allclose(shares, expected)
+    np.testing.assert_allclose(bars['used'], [20, 30, 50])
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        'Capacity used after k tasks (% of what each approach counts): mean (95% half-width) over 5 seeds',
+        'k                             1               2               3',
+        'hat (masked parameters)    20.0 (  0.0)    30.0 (  0.0)    52.0 (  1.8)']
+    assert_image(tmp_path / 'fig.png', 320, 120)
+    fig = plot_results.plot_capacity(data, argparse.Namespace(size=(8, 3), dpi=40))
+    lines, stacked = fig.axes[:2]
+    assert lines.get_title() == 'exp: capacity used (mean and 95% interval over seeds 0-4)'
+    assert lines.get_ylabel() == 'network used (%)' and lines.get_xlabel() == 'tasks learned'
+    assert [t.get_text() for t in lines.get_legend().get_texts()] == ['hat (masked parameters)']
+    np.testing.assert_allclose(lines.get_xticks(), [1, 2, 3])
+    np.testing.assert_allclose(lines.containers[0].lines[0].get_xdata(), [1, 2, 3])  # one line: on the tasks
+    assert stacked.get_title() == "exp · hat · seed 0: each task's share"
+    # per task, its bar after each number of tasks (0 before it is learned), on top of the earlier tasks'
+    bottoms_heights = [(p.get_x() + p.get_width() / 2, p.get_y(), p.get_height()) for p in stacked.patches]
+    np.testing.assert_allclose(bottoms_heights, [(1, 0, 20), (2, 0, 20), (3, 0, 20), (1, 20, 0), (2, 20, 10),
+                                                 (3, 20, 10), (1, 20, 0), (2, 30, 0), (3, 30, 20)])
+    np.testing.assert_allclose([segment[0][1] for segment in stacked.collections[0].get_segments()], [20, 30, 50])
+    assert [t.get_text() for t in stacked.get_legend().get_texts()] == ['task 2', 'task 1', 'task 0',
+                                                                        'used (all tasks)']
+    plot_results.plt.close(fig)
+    argv = ['capacity', '--experiment', 'exp', '--approaches', 'hat', '--output', 'x.png']
+    assert plot_results.parse_args(argv).size == (6, 4)
+    assert plot_results.parse_args([*argv, '--per-task', 'hat']).size == (11, 4)
+
+
+def test_capacity_errors(tmp_path, monkeypatch, capsys):
+    folder = write_capacity_runs(tmp_path / 'res', seeds=(0,))
+    write_result(folder / 'old_hat_0.txt', HAT)  # as hat saved it before the capacity hook
+    saved = write_result(folder / 'bad_hat_0.txt', HAT)
+    saved['capacity'] = [_base.capacity_record(0, 'weights', 10, [11], 11)]
+    results.save(folder / 'bad_hat_0.txt', saved)
+    for experiment, approaches, fragment in (
+            ('exp', 'hat,sgd', f"{folder / 'exp_sgd_0.txt'}: approach sgd saves no capacity (it sets no part of the "
+                               f"network aside per task)"),
+            ('exp', 'random', f"{folder / 'exp_random_0.txt'}: no .pkl beside it, so no capacity"),
+            ('old', 'hat', f"{folder / 'old_hat_0.txt'}: no capacity saved, though hat saves it"),
+            ('bad', 'hat', f"{folder / 'bad_hat_0.pkl'}: 'capacity' is not a list of one record per task (3)"),
+            ('exp', 'hat --per-task sgd', '--per-task sgd: not one of --approaches (hat)')):
+        monkeypatch.setattr(sys, 'argv', ['plot_results.py', 'capacity', '--experiment', experiment, '--seeds', '0',
+                                          '--folders', str(folder), '--output', str(tmp_path / 'f.png'),
+                                          '--approaches', *approaches.split()])
+        with pytest.raises(SystemExit) as e:
+            utils.run_cli(plot_results.main)
+        assert_one_line_error(e.value.code, capsys.readouterr().err, fragment)
+    saved['capacity'] = [{**_base.capacity_record(t, 'weights', 10, [1] * (t + 1), t + 1), 'task': 0} for t in range(3)]
+    results.save(folder / 'bad_hat_0.txt', saved)
+    with pytest.raises(utils.UserError, match="bad_hat_0.pkl: capacity record 1 is not {'task': 1, 'of'"):
+        plot_results.capacity_records(results.read(folder / 'bad_hat_0.txt'))
+    assert not (tmp_path / 'f.png').exists()
 
 
 ########################################################################################################################

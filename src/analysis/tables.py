@@ -1,7 +1,7 @@
 """The tables of plot_results.py as text: the rows of the `table` subcommand computed from loaded accuracy matrices
-(metrics.py), optionally with paired tests against a reference approach and with published figures beside them, and
-written out aligned for the screen, as CSV, as Markdown and as LaTeX; and the original's printout under the
-`forgetting` figure. plot_results.py loads and checks the result files."""
+(metrics.py) and the capacity the runs saved, optionally with paired tests against a reference approach and with
+published figures beside them, and written out aligned for the screen, as CSV, as Markdown and as LaTeX; and the
+original's printout under the `forgetting` figure. plot_results.py loads and checks the result files."""
 import csv
 import io
 import math
@@ -12,14 +12,16 @@ import numpy as np
 from analysis import metrics
 
 FINAL = ('acc_final', 'bwt', 'forgetting', 'rho')  # the columns after the accuracy per number of tasks
-COLUMN_TITLES = {'acc_final': 'final acc', 'bwt': 'BWT', 'forgetting': 'forgetting', 'rho': 'rho'}
+CAPACITY = 'capacity'  # after FINAL where runs saved it: the share of the network used after the last task, in %
+COLUMN_TITLES = {'acc_final': 'final acc', 'bwt': 'BWT', 'forgetting': 'forgetting', 'rho': 'rho',
+                 CAPACITY: 'capacity used'}
 # Every metric a row holds, which a published figure may name: acc_<k> and rho_<k> after k tasks (up to the row's)
 METRIC_NAME = re.compile(r'acc_final|bwt|forgetting|rho|(acc|rho)_[1-9][0-9]*')
 TESTED = ('acc_final', 'bwt')  # tested against the reference approach, and the LaTeX table's columns
 TESTS = {'ttest': 't', 'wilcoxon': 'W'}  # the paired tests, and their letters in the column titles
 ALPHA = 0.05  # LaTeX's dagger: Holm-adjusted t-test p below this
 TOO_FEW = f'n<{metrics.MIN_PAIRS}'
-LATEX_TITLES = {'acc_final': r'ACC (\%)', 'bwt': r'BWT (\%)'}
+LATEX_TITLES = {'acc_final': r'ACC (\%)', 'bwt': r'BWT (\%)', CAPACITY: r'Used (\%)'}
 LATEX_SPECIAL = {**{c: '\\' + c for c in '&%$#_{}'}, '\\': r'\textbackslash{}', '~': r'\textasciitilde{}',
                  '^': r'\textasciicircum{}'}
 
@@ -42,9 +44,12 @@ def print_forgetting(curves: dict) -> None:
 
 
 def table_rows(runs: dict[str, np.ndarray], ratios: dict[str, np.ndarray] | None, seeds: list[int],
-               experiment: str, prefix: str = '') -> list[dict]:
+               experiment: str, prefix: str = '', capacity: dict[str, tuple[str, np.ndarray]] | None = None) \
+        -> list[dict]:
     """Per approach: each metric's (mean, 95% half-width) over seeds, accuracies in %, rho NaN without ratios, rho_k
-    after each number of tasks k; and the tested metrics per seed number."""
+    after each number of tasks k; the capacity used after the last task in % (capacity: approach -> (what it counts,
+    the share per seed), NaN for an approach not in it) and what it counts; and the tested metrics per seed number."""
+    capacity = capacity or {}
     rows = []
     for approach, acc in runs.items():
         nseeds, ntasks = acc.shape[:2]
@@ -54,8 +59,10 @@ def table_rows(runs: dict[str, np.ndarray], ratios: dict[str, np.ndarray] | None
         values.update(acc_final=seen[:, -1], bwt=100 * metrics.backward_transfer(acc),
                       forgetting=100 * metrics.forgetting_measure(acc), rho=rho[:, -1])
         values.update({f'rho_{k + 1}': rho[:, k] for k in range(ntasks)})
+        counted, used = capacity.get(approach, (None, np.full(nseeds, np.nan)))
+        values[CAPACITY] = 100 * used
         rows.append({'experiment': experiment, 'approach': prefix + approach, 'name': approach, 'prefix': prefix,
-                     'seeds': nseeds, 'tasks': ntasks,
+                     'seeds': nseeds, 'tasks': ntasks, 'capacity_of': counted,
                      'per_seed': {m: dict(zip(seeds, values[m].tolist())) for m in TESTED},
                      **{k: (float(v.mean()), float(metrics.confidence_interval(v))) for k, v in values.items()}})
     return rows
@@ -101,10 +108,16 @@ def with_published(rows: list[dict], published: list[dict]) -> list[dict]:
     return out
 
 
+def has_capacity(rows: list[dict]) -> bool:
+    """Whether any row's runs saved their capacity (the tables show its column then)."""
+    return any(r['capacity_of'] is not None for r in rows)
+
+
 def table_columns(rows: list[dict]) -> list[str]:
-    """The metric columns, in order: accuracy after each number of tasks (up to the most of any row), FINAL, then
-    any rho_k a published figure gives."""
-    columns = [f'acc_{k}' for k in range(1, max(r['tasks'] for r in rows) + 1)] + list(FINAL)
+    """The metric columns, in order: accuracy after each number of tasks (up to the most of any row), FINAL, the
+    capacity used where any row has it, then any rho_k a published figure gives."""
+    columns = ([f'acc_{k}' for k in range(1, max(r['tasks'] for r in rows) + 1)] + list(FINAL)
+               + [CAPACITY] * has_capacity(rows))
     published = {m for r in rows for _, figures in r.get('published', ()) for m in figures}
     return columns + sorted(published - set(columns), key=lambda m: int(m.rpartition('_')[2]))
 
@@ -192,6 +205,18 @@ def print_table(rows: list[dict]) -> None:
     single = any(r['seeds'] == 1 for r in rows)
     print('Accuracies, BWT and forgetting in %; mean ± 95% half-width over the seeds'
           + ('; one seed: its value alone (no interval)' if single else ''))
+    if has_capacity(rows):
+        print(f'Capacity used: % of the network the tasks take after the last task, {capacity_counts(rows)}; n/a: no '
+              f'capacity saved')
+
+
+def capacity_counts(rows: list[dict]) -> str:
+    """What each approach with a capacity counts: 'of the weights (packnet), masked parameters (hat)'."""
+    counts = {}
+    for row in rows:
+        if row['capacity_of'] is not None:
+            counts.setdefault(row['capacity_of'], []).append(row['name'])
+    return 'of the ' + ', '.join(f"{of} ({', '.join(dict.fromkeys(names))})" for of, names in counts.items())
 
 
 def latex_escape(text: str) -> str:
@@ -200,19 +225,24 @@ def latex_escape(text: str) -> str:
 
 
 def latex_cell(row: dict, metric: str, best: float | None, outside: tuple[str, ...]) -> str:
-    """A LaTeX cell: mean ± half-width, bold if it is best (as shown, outside left out), a dagger if p < ALPHA."""
+    """A LaTeX cell: mean ± half-width, bold if it is best (as shown, outside left out), a dagger if p < ALPHA (tested
+    metrics)."""
     mean, half = row[metric]
     text = number(mean, 2) + (f' $\\pm$ {half:.2f}' if math.isfinite(half) else '')
     if row['name'] not in outside and math.isfinite(mean) and round(mean, 2) == best:
         text = f'\\textbf{{{text}}}'
-    if row.get('tests') and row['tests'][metric]['ttest'] < ALPHA:  # NaN (too few pairs, not tested) never is
+    # NaN (too few pairs, not tested) never is below ALPHA
+    if row.get('tests') and metric in TESTED and row['tests'][metric]['ttest'] < ALPHA:
         text += r'$^\dagger$'
     return text
 
 
 def latex_text(rows: list[dict], outside: tuple[str, ...] = ()) -> str:
-    """Final accuracy and BWT, approaches by experiments, as a booktabs tabular; bold and daggers as latex_cell."""
+    """Final accuracy and BWT, and the capacity used where any row has it, approaches by experiments, as a booktabs
+    tabular; bold (accuracy and BWT) and daggers as latex_cell."""
     experiments = list(dict.fromkeys(r['experiment'] for r in rows))
+    shown = TESTED + (CAPACITY,) * has_capacity(rows)
+    width = len(shown)
     by_key = {(r['experiment'], r['approach']): r for r in rows}
     best = {(e, m): max((round(r[m][0], 2) for r in rows if r['experiment'] == e and r['name'] not in outside
                          and math.isfinite(r[m][0])), default=None) for e in experiments for m in TESTED}
@@ -220,17 +250,20 @@ def latex_text(rows: list[dict], outside: tuple[str, ...] = ()) -> str:
     lines = ['% ACC: final average accuracy, BWT: backward transfer, in %; mean $\\pm$ 95% interval over seeds',
              '% bold: the best of each column (highest ACC, highest BWT)' + (f', {" and ".join(left_out)} left out'
                                                                              if left_out else '')]
+    if has_capacity(rows):
+        lines.append(f'% Used: % of the network the tasks take after the last task, {capacity_counts(rows)}; mean '
+                     f'$\\pm$ 95% interval over seeds; n/a: no capacity saved')
     if 'tests' in rows[0]:
         against = next(r['name'] for r in rows if r['tests'] is None)
         untested = any(t['pairs'] < metrics.MIN_PAIRS for r in rows if r['tests'] for t in r['tests'].values())
         note = f'; not tested: fewer than {metrics.MIN_PAIRS} seeds in common' if untested else ''
         lines.append(f'% $^\\dagger$: p < {ALPHA} against {against}, paired t-test over seeds, Holm-corrected over the '
                      f'approaches compared{note}')
-    lines += [f'\\begin{{tabular}}{{l{"cc" * len(experiments)}}}', r'\toprule',
-              ' & ' + ' & '.join(f'\\multicolumn{{2}}{{c}}{{{latex_escape(e)}}}' for e in experiments) + r' \\',
-              ' '.join(f'\\cmidrule(lr){{{2 * i + 2}-{2 * i + 3}}}' for i in range(len(experiments))),
-              'Approach & ' + ' & '.join(LATEX_TITLES[m] for _ in experiments for m in TESTED) + r' \\', r'\midrule']
-    lines += [latex_escape(label) + ' & ' + ' & '.join(latex_cell(by_key[e, label], m, best[e, m], outside)
-                                                       for e in experiments for m in TESTED) + r' \\'
+    lines += [f'\\begin{{tabular}}{{l{"c" * width * len(experiments)}}}', r'\toprule',
+              ' & ' + ' & '.join(f'\\multicolumn{{{width}}}{{c}}{{{latex_escape(e)}}}' for e in experiments) + r' \\',
+              ' '.join(f'\\cmidrule(lr){{{width * i + 2}-{width * i + width + 1}}}' for i in range(len(experiments))),
+              'Approach & ' + ' & '.join(LATEX_TITLES[m] for _ in experiments for m in shown) + r' \\', r'\midrule']
+    lines += [latex_escape(label) + ' & ' + ' & '.join(latex_cell(by_key[e, label], m, best.get((e, m)), outside)
+                                                       for e in experiments for m in shown) + r' \\'
               for label in dict.fromkeys(r['approach'] for r in rows)]
     return '\n'.join(lines + [r'\bottomrule', r'\end{tabular}']) + '\n'
