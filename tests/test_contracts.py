@@ -419,7 +419,11 @@ def dry_flags(approach_name: str, net_name: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize('approach_name,experiment_name', DRY)
+# The dry runs on the convolutional networks (AlexNets, ResNets: 2 to 40 s each) marked slow: the fast subset runs
+# every approach on the MLP (its mnist2 learning run), and every experiment's default network (test_experiment_dry_runs)
+@pytest.mark.parametrize('approach_name,experiment_name', [
+    pair if experiment(pair[1]).DEFAULT_NETWORK == 'mlp' else pytest.param(*pair, marks=pytest.mark.slow)
+    for pair in DRY])
 def test_approach_dry_runs(few_tasks, tmp_path, approach_name, experiment_name):
     variant = approach(approach_name).network_variant
     net_name = network_for(experiment_name, variant)
