@@ -24,6 +24,12 @@ sys.path.insert(0, str(ROOT / 'tests'))
 import fixtures  # noqa: E402
 
 
+def pytest_xdist_auto_num_workers(config):
+    """-n auto (pytest.ini): a worker per core this process may use, at most 8 (each holds about 1 GB: torch and the
+    tiny data sets)."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))
+
+
 def pytest_configure(config):
     """One CPU thread per pytest-xdist worker (pytest.ini starts one per core): OpenMP's threads of two workers on
     the same cores wait for one another (tests/test_modern_networks.py measured training 10 to 20 times as long on a
