@@ -247,7 +247,9 @@ def reached_by_default(name: str) -> bool:
     return any(network_for(e, network(name).VARIANT) == name for e in EXPERIMENTS)
 
 
-@pytest.mark.parametrize('name', [n for n in NETWORKS if not reached_by_default(n)])
+# The ResNet-18s at 32 x 32 (6 to 7 s each) marked slow, as the approaches' dry runs on the convolutional networks
+@pytest.mark.parametrize('name', [pytest.param(n, marks=pytest.mark.slow) if n.startswith('resnet') else n
+                                  for n in NETWORKS if not reached_by_default(n)])
 def test_network_dry_runs(few_tasks, tmp_path, name):
     """A network no experiment runs by default, named with --network: dry-run by an approach of its variant (sgd for
     a plain one) on the first experiment of the input size it is checked at."""

@@ -258,7 +258,7 @@ def train_two_tasks(net, appr_cls, forward):
     return logits, after_task0
 
 
-@pytest.mark.parametrize('module', [resnet18_reduced_hat, alexnet_bn_hat])
+@pytest.mark.parametrize('module', [pytest.param(resnet18_reduced_hat, marks=pytest.mark.slow), alexnet_bn_hat])
 def test_hat_keeps_task0_outputs_bitwise_with_binary_gates(module):
     """Where task 0's gates at s_max are exactly 0 or 1, HAT keeps its outputs to the last bit: the weights between
     claimed units are frozen (gradient multiplier 0), the others meet only inputs gated to 0 for task 0, and the
