@@ -115,15 +115,25 @@ def _check_pathnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None
         _require(tuple(out.shape) == (len(x), n), f'forward({t}, x, path) must give ({len(x)}, {n}) logits')
 
 
-def _check_subnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
+def _score_layers(net: torch.nn.Module, count: int | None) -> list:
+    """net.subnet_layers(), checked: the masked layers (never a head), each with a ParameterList of scores of its
+    weight's shape (count of them where count is given, else at least one)."""
     layers = net.subnet_layers()
     _require(len(layers) > 0 and all(not name.startswith('last.') for name, _ in layers),
              'subnet_layers() must give the masked layers as (name, layer), the heads never among them')
     for name, layer in layers:
         scores = getattr(layer, 'scores', None)
-        _require(isinstance(scores, torch.nn.ParameterList) and len(scores) > 0 and
+        _require(isinstance(scores, torch.nn.ParameterList) and
+                 (len(scores) == count if count is not None else len(scores) > 0) and
                  all(s.shape == layer.weight.shape for s in scores),
-                 f'{name}.scores must be a ParameterList of tensors of its weight\'s shape')
+                 f'{name}.scores must be a ParameterList of ' +
+                 ('one tensor of its weight\'s shape per task' if count is not None else
+                  'tensors of its weight\'s shape'))
+    return layers
+
+
+def _check_subnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
+    layers = _score_layers(net, None)
     ones = {name: torch.ones_like(layer.weight) for name, layer in layers}
     out = net(x, ones)
     _check_logits(out, taskcla, len(x), 'forward(x, masks)')
@@ -135,14 +145,8 @@ def _check_subnet(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
 
 
 def _check_supsup(net: torch.nn.Module, taskcla: list, x: torch.Tensor) -> None:
-    layers = net.subnet_layers()
-    _require(len(layers) > 0 and all(not name.startswith('last.') for name, _ in layers),
-             'subnet_layers() must give the masked layers as (name, layer), the heads never among them')
+    layers = _score_layers(net, len(taskcla))
     for name, layer in layers:
-        scores = getattr(layer, 'scores', None)
-        _require(isinstance(scores, torch.nn.ParameterList) and len(scores) == len(taskcla) and
-                 all(s.shape == layer.weight.shape for s in scores),
-                 f'{name}.scores must be a ParameterList of one tensor of its weight\'s shape per task')
         _require(not layer.weight.requires_grad, f'{name}.weight must be fixed (requires_grad False)')
     ones = {name: torch.ones_like(layer.weight) for name, layer in layers}
     for t, _ in taskcla:
