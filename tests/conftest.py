@@ -39,6 +39,19 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _same_draws_in_every_worker():
+    """Every test starts from the same random state (torch's, numpy's and Python's), whichever pytest-xdist worker runs
+    it and whatever ran before it there: a test's random tensors are the same on every run."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
 def register_cifar_checksums(mp: pytest.MonkeyPatch, md5: dict) -> None:
     """Make torchvision accept the fixture's CIFAR files (fixtures.cifar_checksum_attributes)."""
     for cls, attribute, value in fixtures.cifar_checksum_attributes(md5):
