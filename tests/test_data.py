@@ -5,6 +5,8 @@ import hashlib
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +179,30 @@ def test_normalise_matches_torchvision_bitwise():
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(cifar.MEAN, cifar.STD)])
     expected = torch.stack([tf(img.permute(1, 2, 0).numpy()) for img in images])
     assert torch.equal(_common.normalise(images, cifar.MEAN, cifar.STD), expected)
+
+
+def test_torchvision_files_are_torchvisions():
+    """The files named without importing torchvision are those its classes read."""
+    for name, (folder, files) in _common.TORCHVISION_FILES.items():
+        cls = getattr(datasets, name)
+        if hasattr(cls, 'train_list'):  # CIFAR
+            assert (folder, files) == (cls.base_folder, [n for n, _ in cls.train_list + cls.test_list]
+                                       + [cls.meta['filename']])
+        else:  # the MNIST family's raw folder and decompressed idx files
+            assert (folder, files) == (f'{cls.__name__}/raw', [Path(n).stem for n, _ in cls.resources])
+
+
+@pytest.mark.slow
+def test_a_run_on_cached_data_does_not_import_torchvision(data_dir, tmp_path):
+    """torchvision takes seconds to import (4 s on a 2-core machine): a run whose data are cached starts without it."""
+    split_mnist.get(data_dir)  # the cache
+    script = ('import sys, run; run.main(sys.argv[1:]); '
+              'print(sorted(m for m in sys.modules if m.startswith("torchvision")))')
+    proc = subprocess.run([sys.executable, '-c', script, '--experiment', 'split_mnist', '--approach', 'random',
+                           '--data-dir', str(data_dir), '--dry-run', '--output', str(tmp_path / 'r.txt')],
+                          cwd=fixtures.ROOT / 'src', capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == '[]'
 
 
 def test_cache_write_failure_is_not_fatal(fresh_data_dir, capsys):

@@ -78,20 +78,28 @@ def taskcla_of(data: list[dict]) -> list[tuple[int, int]]:
 # torchvision sources
 
 
-def source_files(dataset_cls, root: Path) -> list[Path]:
-    """The files a torchvision data set reads from `root` (CIFAR batches or MNIST idx files)."""
-    if hasattr(dataset_cls, 'train_list'):  # CIFAR10 / CIFAR100
-        folder = root / dataset_cls.base_folder
-        names = [n for n, _ in dataset_cls.train_list + dataset_cls.test_list] + [dataset_cls.meta['filename']]
-        return [folder / n for n in names]
-    folder = root / dataset_cls.__name__ / 'raw'  # MNIST family: idx files, decompressed
-    return [folder / Path(name).stem for name, _ in dataset_cls.resources]
+# The files torchvision's data sets read (their classes' train_list, test_list and meta, or resources), named here so
+# that a run whose data are cached does not import torchvision: 4 s of a run's start on a 2-core machine, which a sweep
+# of short runs pays once per run. tests/test_data.py checks them against torchvision's classes
+TORCHVISION_FILES = {
+    'CIFAR10': ('cifar-10-batches-py', [f'data_batch_{k}' for k in range(1, 6)] + ['test_batch', 'batches.meta']),
+    'CIFAR100': ('cifar-100-python', ['train', 'test', 'meta']),
+    **{name: (f'{name}/raw', ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+                              't10k-labels-idx1-ubyte']) for name in ('MNIST', 'FashionMNIST')},
+}
+
+
+def source_files(name: str, root: Path) -> list[Path]:
+    """The files torchvision's data set `name` (CIFAR10, CIFAR100, MNIST, FashionMNIST) reads from `root`: CIFAR's
+    batches, or the MNIST family's idx files, decompressed."""
+    folder, files = TORCHVISION_FILES[name]
+    return [root / folder / f for f in files]
 
 
 def _missing_message(dataset_cls, root: Path, reason: str, problem: str | None = None) -> str:
     if hasattr(dataset_cls, 'train_list'):
         archive = dataset_cls.url
-        files = ', '.join(p.name for p in source_files(dataset_cls, root))
+        files = ', '.join(p.name for p in source_files(dataset_cls.__name__, root))
         where = f'{root / dataset_cls.base_folder} ({files}), or {Path(archive).name} in {root}'
     else:
         archive = dataset_cls.mirrors[0]
@@ -295,7 +303,7 @@ def read_cifar(dataset_cls, root: Path, train: bool) -> tuple[torch.Tensor, torc
     """
     folder = root / dataset_cls.base_folder
     problem = None
-    if all(p.is_file() for p in source_files(dataset_cls, root)):
+    if all(p.is_file() for p in source_files(dataset_cls.__name__, root)):
         try:
             return _read_cifar_batches(dataset_cls, root, train)
         except ValueError as e:  # a file is corrupt or holds something unexpected: e names it
@@ -524,10 +532,9 @@ def cached(cache_dir: Path, sources: list[Path], build, extra: dict | None = Non
 def normalised_source(data_dir: Path, experiment: str, source: str, mean, std) -> dict:
     """A torchvision data set's (CIFAR or MNIST family) train and test splits as normalised float tensors, in the
     files' order, cached in dat/binary_<experiment>/."""
-    from torchvision import datasets
-    dataset_cls = getattr(datasets, source)
-
     def build():
+        from torchvision import datasets
+        dataset_cls = getattr(datasets, source)
         out = {}
         for split in ('train', 'test'):
             images, labels = read_torchvision(dataset_cls, data_dir, train=split == 'train')
@@ -535,7 +542,7 @@ def normalised_source(data_dir: Path, experiment: str, source: str, mean, std) -
             out[split + '_y'] = labels
         return out
 
-    return cached(data_dir / f'binary_{experiment}', source_files(dataset_cls, data_dir), build,
+    return cached(data_dir / f'binary_{experiment}', source_files(source, data_dir), build,
                   extra={'mean': list(mean), 'std': list(std)})
 
 

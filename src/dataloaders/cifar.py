@@ -43,8 +43,7 @@ def _build(data_dir: Path) -> dict:
 
 def get(data_dir: Path, seed: int = 0, fixed_order: bool = False, pc_valid: float | None = None):
     """Ten CIFAR tasks ordered by the seed, each with a seeded validation split of its training set."""
-    from torchvision import datasets
-    sources = [p for name, _, _ in SOURCES for p in source_files(getattr(datasets, name), data_dir)]
+    sources = [p for name, _, _ in SOURCES for p in source_files(name, data_dir)]
     tensors = cached(data_dir / 'binary_cifar', sources, lambda: _build(data_dir),
                      extra={'mean': MEAN, 'std': STD})
     data = []

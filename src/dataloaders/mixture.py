@@ -58,7 +58,7 @@ class Torchvision(DataSet):
         return getattr(datasets, self.cls_name)
 
     def sources(self, data_dir):
-        return source_files(self._cls(), data_dir)
+        return source_files(self.cls_name, data_dir)
 
     def read(self, data_dir, split):
         # CIFAR's python batches read directly, as the cifar experiment does; MNIST's idx files checked first
