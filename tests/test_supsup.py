@@ -27,6 +27,30 @@ def test_mask_zeroes_the_authors_count_of_smallest():
     assert kept_mask(torch.rand(3, 4), 0.5).dtype == torch.float32
 
 
+def test_mask_by_selection_is_the_sorts_and_sorts_only_for_a_tie_across_the_boundary(monkeypatch):
+    """The CPU's selection gives the sort's bits (the authors' mask: the first j of the sorted values zeroed) on values
+    with and without ties, NaN included, and falls back to the sort only when tied values straddle the j-th."""
+    def by_sort(magnitude, k):
+        mask = torch.ones(magnitude.numel())
+        mask[magnitude.flatten().sort().indices[:magnitude.numel() - kept_count(magnitude.numel(), k)]] = 0
+        return mask.view_as(magnitude)
+
+    sorts = []
+    sort = torch.Tensor.sort
+    monkeypatch.setattr(torch.Tensor, 'sort', lambda self, *a, **kw: sorts.append(self.numel()) or sort(self, *a, **kw))
+    g = torch.Generator().manual_seed(0)
+    cases = [torch.rand(300, 40, generator=g), torch.rand(5000, generator=g).mul(20).floor(),  # many ties
+             torch.tensor([0.5, float('nan'), 0.1, 0.7, float('nan'), 0.2])]
+    for magnitude in cases:
+        for k in (0.01, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0):
+            expected = by_sort(magnitude, k)
+            j = magnitude.numel() - kept_count(magnitude.numel(), k)
+            straddles = j and int((magnitude <= magnitude.flatten().sort().values[j - 1]).sum()) != j
+            sorts.clear()
+            assert torch.equal(kept_mask(magnitude, k), expected), (magnitude.shape, k)
+            assert len(sorts) == (1 if straddles else 0), (magnitude.shape, k)
+
+
 def test_er_densities_are_the_authors():
     # The fact sheet's figures for GEMResNet18 at multiplier 1: conv1 (20, 3, 3, 3) .043, the head (5, 160, 1, 1) .206
     assert er_density(torch.empty(20, 3, 3, 3), 1) == 23 / 540
@@ -99,3 +123,34 @@ def test_an_earlier_task_is_bitwise_unchanged_by_a_later_one():
     assert record['total'] == total and record['mask_bits'] == 2 * total
     assert record['per_task'] == [(kept_count(72, .5) + kept_count(288, .5)) / total] * 2
     assert record['per_task'][0] <= record['used'] <= 2 * record['per_task'][0]
+
+
+def test_evaluation_masks_are_sorted_once_and_again_when_the_scores_change():
+    """An evaluation's batches share task t's masks, the training forward's values, until its scores change in place
+    (an optimizer step, a checkpoint loaded) or are other tensors."""
+    torch.manual_seed(0)
+    net = TinySupsup([2, 6, 6], [(0, 3), (1, 3)])
+    appr = make_appr(supsup.Appr, net, density=0.5)
+
+    def fresh(t):
+        return {name: kept_mask(layer.scores[t].abs(), appr.density[name]) for name, layer in appr.layers}
+
+    def same(masks, t):
+        return masks.keys() == fresh(t).keys() and all(torch.equal(masks[k], m) for k, m in fresh(t).items())
+
+    masks = appr.evaluation_masks(0)
+    assert same(masks, 0) and appr.evaluation_masks(0) is masks  # computed once
+    assert same(appr.evaluation_masks(1), 1) and same(appr.evaluation_masks(0), 0)  # per task
+    with torch.no_grad():
+        net.conv.scores[0].mul_(-1).add_(torch.randn_like(net.conv.scores[0]))  # as a step: in place
+    assert same(appr.evaluation_masks(0), 0) and not torch.equal(appr.evaluation_masks(0)['conv'], masks['conv'])
+    masks = appr.evaluation_masks(0)
+    state = {k: (torch.randn_like(v) if 'scores' in k else v) for k, v in net.state_dict().items()}
+    net.load_state_dict(state)  # a checkpoint: copied in place
+    assert same(appr.evaluation_masks(0), 0) and appr.evaluation_masks(0) is not masks
+    x = torch.randn(4, 2, 6, 6)
+    net.eval()
+    with torch.no_grad():
+        evaluated = appr.forward(0, x, training=False)[0][0]
+        trained = net(0, x, {name: supsup_mask(layer.scores[0], appr.density[name]) for name, layer in appr.layers})
+    assert torch.equal(evaluated, trained[0])

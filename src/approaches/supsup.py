@@ -8,7 +8,7 @@ through the straight-through estimator, and uses its own batch norms (running st
 trains is read by another, so an earlier task's outputs stay bitwise what they were. As hooks on the shared loop:
   pre_train  only task t's scores and its head made trainable: the loop's Adam, rebuilt at each task as theirs
              (main.py:232), holds nothing else (their optimizer takes the `scores.<t>` parameters, main.py:203-219);
-  forward    task t's masks from its scores (training and evaluation alike: the masks change only with the scores)
+  forward    task t's masks from its scores (sorted at every training step; once for all the batches of an evaluation)
              and task t's batch norms.
 
 Densities: each layer keeps k_l = min(0.5, er * (c_out + c_in) / (c_out * c_in * kh * kw)) of its weights (their
@@ -71,8 +71,25 @@ class Appr(_base.Appr):
         self.model.last[t].requires_grad_(True)
 
     def forward(self, t, x, training):
-        masks = {name: supsup_mask(layer.scores[t], self.density[name]) for name, layer in self.layers}
+        if training:
+            masks = {name: supsup_mask(layer.scores[t], self.density[name]) for name, layer in self.layers}
+        else:
+            masks = self.evaluation_masks(t)
         return self.model(t, x, masks), {}
+
+    def evaluation_masks(self, t: int) -> dict[str, torch.Tensor]:
+        """Task t's masks, as the training forward computes them, sorted once for all the batches of an evaluation:
+        computed again only when task t's scores are other tensors or have changed in place (an optimizer step, a
+        checkpoint loaded: each bumps a tensor's version). The authors sort every layer's scores at every forward."""
+        scores = [layer.scores[t] for _, layer in self.layers]
+        key = (t, [score._version for score in scores])
+        cached = getattr(self, '_evaluation_masks', None)
+        if cached is None or cached[0] != key or any(a is not b for a, b in zip(cached[1], scores)):
+            with torch.no_grad():
+                masks = {name: kept_mask(score.abs(), self.density[name])
+                         for (name, _), score in zip(self.layers, scores)}
+            self._evaluation_masks = (key, scores, masks)
+        return self._evaluation_masks[2]
 
     @torch.no_grad()
     def task_mask(self, t: int) -> dict[str, torch.Tensor]:
