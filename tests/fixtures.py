@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -424,11 +425,25 @@ def run_main(data_dir: Path, tmp_path: Path, *argv: str) -> dict:
 SMALL_CIFAR_ARGV = ['--experiment', 'cifar', '--nepochs', '2', '--batch-size', '8', '--lr', '0.1', '--lr-patience', '1']
 
 
-def run_small_cifar(data_dir: Path, tmp_path: Path, approach: str, *extra: str, device: str = 'cpu') -> dict:
-    """run.main of approach on small_cifar with SMALL_CIFAR_ARGV."""
+def first_tasks(get, ntasks: int):
+    """An experiment's get() giving its first ntasks tasks."""
+    def first_tasks_get(*args, **kwargs):
+        data, taskcla, inputsize = get(*args, **kwargs)
+        return data[:ntasks], taskcla[:ntasks], inputsize
+    return first_tasks_get
+
+
+def run_small_cifar(data_dir: Path, tmp_path: Path, approach: str, *extra: str, device: str = 'cpu',
+                    ntasks: int | None = None) -> dict:
+    """run.main of approach on small_cifar with SMALL_CIFAR_ARGV, on its first ntasks tasks if given (seed 0's first
+    three: CIFAR-10's 2 classes, CIFAR-100's 20, CIFAR-10's 2)."""
     import run
-    return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
-                     str(tmp_path / 'logs'), '--device', device, '--approach', approach, *SMALL_CIFAR_ARGV, *extra])
+    from dataloaders import cifar
+    get = first_tasks(cifar.get, ntasks) if ntasks else cifar.get
+    with mock.patch.object(cifar, 'get', get):
+        return run.main(['--data-dir', str(data_dir), '--results-dir', str(tmp_path / 'res'), '--logs-dir',
+                         str(tmp_path / 'logs'), '--device', device, '--approach', approach, *SMALL_CIFAR_ARGV,
+                         *extra])
 
 
 def cli(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
