@@ -1,13 +1,18 @@
 """Every approach on real data: split Fashion-MNIST (5 tasks of 2 classes, MLP), a few epochs, several seeds.
 
-Prints, per approach, the average accuracy after the last task (ACC) and the backward transfer (BWT: the mean change
-of each earlier task's accuracy from just after learning it to the end; negative = forgetting), mean +- std over
-seeds. The real images come from Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist),
-its .gz files copied into <data-dir>/FashionMNIST/raw/, where the loader checks and decompresses them.
+Prints, per approach, the average accuracy after the last task (ACC), the backward transfer (BWT: the mean change
+of each earlier task's accuracy from just after learning it to the end; negative = forgetting) and the share of the
+network the tasks use after the last one (capacity used, for the approaches that set a part of it aside per task:
+docs/results.md#capacity), mean +- std over seeds. The real images come from Debian's package
+dataset-fashion-mnist (apt-get install dataset-fashion-mnist), its .gz files copied into
+<data-dir>/FashionMNIST/raw/, where the loader checks and decompresses them. Every setting but --nepochs is the
+approach's default on split_fmnist (its authors' protocol for HAT's successors: docs/usage.md).
 
     python bench/tables/approaches.py                                 (all approaches, seeds 0 1, 3 epochs)
     python bench/tables/approaches.py --approaches sgd,hat --seeds 0,1,2 --nepochs 5
     python bench/tables/approaches.py --approaches sgd --seeds 0 --dry-run      (a check of the set-up, in seconds)
+    python bench/tables/approaches.py --approaches hat,adahat,packnet,supsup,wsn,gpm,sgd,joint --seeds 0,1,2 \
+        --out-dir res/bench_successors                                  (HAT and its successors, docs/approaches.md)
 
 Runs are started with --resume: a finished run's results are reused, an interrupted one continues.
 """
@@ -65,18 +70,25 @@ def main() -> None:
                     contextlib.redirect_stdout(out):
                 results = run.main(argv)
             acc = results['acc']
-            table.setdefault(approach, []).append((float(acc[-1].mean()), float(metrics.backward_transfer(acc))))
+            capacity = results.get('capacity')  # the approaches that set a part of the network aside per task
+            used = capacity[-1]['used'] if capacity else float('nan')
+            table.setdefault(approach, []).append((float(acc[-1].mean()), float(metrics.backward_transfer(acc)),
+                                                   used))
             print(f'{approach:12s} seed {seed}: ACC {table[approach][-1][0]:.3f}  BWT {table[approach][-1][1]:+.3f}  '
-                  f'({time.time() - clock:.0f} s)', flush=True)
+                  f'capacity used {used:.3f}  ({time.time() - clock:.0f} s)', flush=True)
 
     if args.dry_run:
         print('\nDRY RUN: a check of the set-up, not results')
     print(f'\nsplit_fmnist, MLP, {args.nepochs} epochs per task, seeds {seeds}: mean +- std over seeds')
-    print('| approach | ACC (final average accuracy) | BWT (backward transfer) |')
-    print('|---|---|---|')
+    print('| approach | ACC (final average accuracy) | BWT (backward transfer) | capacity used |')
+    print('|---|---|---|---|')
     for approach, rows in table.items():
-        accs, bwts = np.array(rows).T
-        print(f'| {approach} | {accs.mean():.3f} +- {accs.std():.3f} | {bwts.mean():+.3f} +- {bwts.std():.3f} |')
+        accs, bwts, used = np.array(rows).T
+        capacity = 'n/a' if np.isnan(used).any() else f'{used.mean():.3f} +- {used.std():.3f}'
+        print(f'| {approach} | {accs.mean():.3f} +- {accs.std():.3f} | {bwts.mean():+.3f} +- {bwts.std():.3f} | '
+              f'{capacity} |')
+    print('\nThe same runs with 95% intervals (and a CSV, LaTeX): python src/plot_results.py table --experiment '
+          f"split_fmnist --approaches {','.join(approaches)} --seeds {','.join(map(str, seeds))} --folders {args.out_dir}")
 
 
 if __name__ == '__main__':
