@@ -42,6 +42,7 @@ def test_resume_equals_uninterrupted(small_mnist, tmp_path, monkeypatch, approac
     resumed = run_main(small_mnist, tmp_path / 'cut', *argv, '--resume')
     assert np.array_equal(whole['acc'], resumed['acc']) and np.array_equal(whole['lss'], resumed['lss'])
     assert resumed['tasks_done'] == 5 and len(resumed['seconds_per_task']) == 5
+    assert resumed.get('capacity') == whole.get('capacity')  # every task's record, those before the stop too
     assert not (tmp_path / 'cut' / 'logs' / f'{stem}_checkpoint.pt').exists()  # finished: nothing to resume
 
     def epochs(folder):

@@ -86,4 +86,4 @@ def load(path: Path, args, appr, replace_other: bool = False) -> dict | None:
     torch.set_rng_state(state['rng']['torch'])
     if state['rng']['cuda'] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['rng']['cuda'])
-    return {k: state[k] for k in ('tasks_done', 'acc', 'lss', 'seconds_per_task', 'seconds', 'log_bytes')}
+    return {k: v for k, v in state.items() if k not in ('format', 'config', 'appr', 'rng')}  # the run's progress
