@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from analysis import results
+from approaches import _agnostic
 from approaches._base import Context, Loop
 from approaches._fast import Speed
 from plumbing import checkpoints, files, hparams, interrupts, logs, utils
@@ -53,6 +54,11 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                         "original's: 0.1 for cifar; for mnist2/pmnist 0, meaning validation on a copy of the training "
                         "set)")
     p.add_argument('--fixed-order', action='store_true', help='keep the canonical task order instead of the seed\'s')
+    p.add_argument('--task-agnostic', nargs='?', const='maxprob', choices=tuple(_agnostic.RULES), metavar='RULE',
+                   help='also test without the task label (class-incremental): after each task, every test sample '
+                        'of the tasks so far classified among all their classes, saved beside acc as acc_agnostic '
+                        '(and <output>_agnostic.txt); where the forward depends on the task, the task inferred by '
+                        'RULE: maxprob (the default), maxlogit, entropy or energy (docs/usage.md#task-agnostic)')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     # Speed options, off by default: each changes the arithmetic (docs/speed.md gives their effects)
     hparams.add_flags(p, Loop, ('eval_batch_size',))
@@ -222,13 +228,49 @@ def truncate(data: list[dict], nsamples: int) -> None:
             task[split] = {k: v[:nsamples] for k, v in task[split].items()}
 
 
-def print_matrix(acc: np.ndarray) -> None:
+def print_matrix(acc: np.ndarray, title: str = 'Accuracies =') -> None:
     """The accuracy matrix in percent, as the original prints it at the end."""
     print('*' * 100)
-    print('Accuracies =')
+    print(title)
     for row in acc:
         print('\t' + ''.join(f'{100 * a:5.1f}% ' for a in row))
     print('*' * 100)
+
+
+def agnostic_rules(appr, rule: str) -> tuple[str, list[str]]:
+    """(the rule of acc_agnostic, every rule evaluated): all where the forward depends on the task (the matrices of
+    the others cost nothing more), else the concatenated logits' largest, maxlogit (approaches/_agnostic.py)."""
+    if appr.forward_per_task:
+        return rule, list(_agnostic.RULES)
+    return _agnostic.SHARED_BODY_RULE, [_agnostic.SHARED_BODY_RULE]
+
+
+def test_agnostic(appr, t: int, data: list[dict], progress: dict, rule: str) -> None:
+    """After task t, every learned task's test set without its label: each rule's accuracy and task-inference
+    accuracy into row t of progress['agnostic'][rule]. Nothing it draws (random's predictions) moves the generators,
+    so the task-aware run is bitwise the same."""
+    chosen, rules = agnostic_rules(appr, rule)
+    ntasks = len(data)
+    matrices = progress.setdefault('agnostic', {r: {'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
+                                                   'task_inference': np.zeros((ntasks, ntasks), dtype=np.float32)}
+                                               for r in rules})
+    with utils.random_state_kept():
+        for u in range(t + 1):
+            found = appr.test_agnostic(t, u, data[u]['test']['x'], data[u]['test']['y'], rules)
+            for r, (acc, task) in found.items():
+                matrices[r]['acc'][t, u], matrices[r]['task_inference'][t, u] = acc, task
+            acc, task = found[chosen]
+            print(f">>> Task-agnostic test on task {u:2d} - {data[u]['name']:15s}: acc={100 * acc:5.1f}%, task "
+                  f"inferred={100 * task:5.1f}% ({chosen}) <<<")
+
+
+def agnostic_results(appr, progress: dict, rule: str) -> dict:
+    """What a task-agnostic run saves beside acc (docs/results.md#task-agnostic)."""
+    chosen, _ = agnostic_rules(appr, rule)
+    matrices = progress['agnostic']
+    return {'acc_agnostic': matrices[chosen]['acc'].copy(),
+            'task_inference': matrices[chosen]['task_inference'].copy(), 'agnostic_rule': chosen,
+            'agnostic_by_rule': {r: {k: m.copy() for k, m in found.items()} for r, found in matrices.items()}}
 
 
 def previous_results(args, found: results.Existing) -> dict | None:
@@ -250,6 +292,9 @@ def previous_results(args, found: results.Existing) -> dict | None:
         return None  # scratch replaces scratch
     what = ('a dry run' if result.dry_run else 'a finished run' if result.finished else
             f'an unfinished run ({result.tasks_done} of {len(result.acc)} tasks)')
+    if args.resume and not result.finished and checkpoints.without_task_agnostic(
+            checkpoints.config_of(result.saved['args']), checkpoints.config(args)):
+        raise utils.UserError(checkpoints.task_agnostic_gap(str(out), result.tasks_done))
     if differ:
         raise utils.UserError(f"{out} holds {what} made with other settings ({', '.join(differ)}); "
                               f"{'' if result.finished else 'resume it with the same flags, or '}--overwrite "
@@ -276,6 +321,10 @@ def promote(name: str, args) -> None:
             old.unlink(missing_ok=True)
     staged = args.output.with_name(name + '.txt')
     os.replace(results.pkl_path(staged), results.pkl_path(args.output))
+    if results.agnostic_txt_path(staged).exists():
+        os.replace(results.agnostic_txt_path(staged), results.agnostic_txt_path(args.output))
+    else:  # the replaced run's task-agnostic matrix is not this run's
+        results.agnostic_txt_path(args.output).unlink(missing_ok=True)
     os.replace(staged, args.output)
 
 
@@ -378,12 +427,16 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
                     print(f">>> Test on task {u:2d} - {data[u]['name']:15s}: loss={test_loss:.3f}, "
                           f"acc={100 * test_acc:5.1f}% <<<")
                     acc[t, u], lss[t, u] = test_acc, test_loss
+                if args.task_agnostic:
+                    test_agnostic(appr, t, data, progress, args.task_agnostic)
                 progress.update(tasks_done=t + 1, seconds=time.time() - tstart)
                 saved = {'acc': acc.copy(), 'lss': lss.copy(), 'taskcla': taskcla, 'inputsize': list(inputsize),
                            'task_names': [task['name'] for task in data],
                            'args': checkpoints.plain_args(args),
                            'tasks_done': t + 1, 'seconds_per_task': list(progress['seconds_per_task']),
                            'seconds': progress['seconds']}
+                if args.task_agnostic:
+                    saved.update(agnostic_results(appr, progress, args.task_agnostic))
                 record = appr.capacity(t)
                 if record is not None:  # the approach sets parts of the network aside per task
                     progress.setdefault('capacity', []).append(record)
@@ -408,6 +461,8 @@ def run(args, experiment, approach, network, guard: interrupts.SignalGuard, tsta
         log.close()
 
     print_matrix(acc)
+    if args.task_agnostic:
+        print_matrix(saved['acc_agnostic'], f"Task-agnostic accuracies ({saved['agnostic_rule']}) =")
     print('Done!')
     print(f'[Elapsed time = {logs.duration(time.time() - tstart)}]')
     return saved

@@ -23,11 +23,20 @@ def pkl_path(output: Path) -> Path:
     return Path(output).with_suffix('.pkl')
 
 
+def agnostic_txt_path(output: Path) -> Path:
+    """The task-agnostic accuracy matrix's .txt beside a results .txt (run.py --task-agnostic)."""
+    output = Path(output)
+    return output.with_name(output.stem + '_agnostic.txt')
+
+
 def save(output: Path, results: dict) -> None:
-    """The .txt (np.savetxt(..., '%.4f'), the original's format; a dry run's first line says it is one), then the
-    .pkl, each atomically."""
+    """The .txt (np.savetxt(..., '%.4f'), the original's format; a dry run's first line says it is one), the
+    task-agnostic matrix's .txt in the same format where there is one, then the .pkl, each atomically."""
     header = DRY_RUN_MARK if results['args'].get('dry_run') else ''
     files.atomic_write(output, lambda f: np.savetxt(f, results['acc'], '%.4f', header=header))
+    if 'acc_agnostic' in results:
+        files.atomic_write(agnostic_txt_path(output),
+                           lambda f: np.savetxt(f, results['acc_agnostic'], '%.4f', header=header))
     files.save_pickle(pkl_path(output), results)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from approaches import _agnostic
 from approaches._fast import FastPath, Speed
 from networks._contract import BatchError
 from plumbing import hparams, logs, utils
@@ -87,6 +88,10 @@ class Appr:
     # False for an approach that learns nothing by gradient (random): no optimizer is built and fit() is not called;
     # its post_train() takes what it keeps from the task, and it overrides test()
     trains = True
+    # Whether the forward computes differently for each task (masks, columns, paths): a task-agnostic evaluation
+    # (approaches/_agnostic.py) then runs each learned task's own forward and infers the task by a rule; otherwise one
+    # forward gives every head, from one shared body
+    forward_per_task = False
     # The loop's settings where the approach's authors differ from the original's Loop defaults, by experiment name
     # ('*': every experiment): the defaults of those flags in a run of the approach; a test building an approach in
     # code gets Loop's own defaults
@@ -365,6 +370,38 @@ class Appr:
         with _batch_sizes_named():
             result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
+
+
+    @torch.no_grad()
+    def heads_logits(self, t: int, x: torch.Tensor, heads) -> list[torch.Tensor]:
+        """The logits of the given heads on all of x through forward(t), in minibatches of --eval-batch-size."""
+        self.model.eval()
+        size = self.loop.eval_batch_size or self.loop.batch_size
+        parts = []
+        with _batch_sizes_named():
+            for i in range(0, x.size(0), size):
+                with self.fast.autocast():
+                    outputs = self.forward(t, x[i:i + size], training=False)[0]
+                parts.append([outputs[h].float() for h in heads])
+        return [torch.cat(part) for part in zip(*parts)]
+
+    def task_logits(self, u: int, x: torch.Tensor) -> torch.Tensor:
+        """Head u's logits on x as the task-aware test of task u computes them (forward_per_task approaches)."""
+        return self.heads_logits(u, x, [u])[0]
+
+    def agnostic_logits(self, t: int, x: torch.Tensor) -> list[torch.Tensor]:
+        """After task t, the logits of heads 0..t on x with no task label: each task's own forward where the forward
+        depends on the task, else one forward for every head."""
+        if self.forward_per_task:
+            return [self.task_logits(u, x) for u in range(t + 1)]
+        return self.heads_logits(t, x, range(t + 1))
+
+    def test_agnostic(self, t: int, u: int, x: torch.Tensor, y: torch.Tensor, rules) -> dict[str, tuple[float, float]]:
+        """After task t, task u's test set without its label: per rule (approaches/_agnostic.py), the accuracy among
+        the classes of tasks 0..t and the share of samples whose task is inferred right."""
+        n = x.size(0)
+        found = _agnostic.counts(self.agnostic_logits(t, x), u, y, rules)
+        return {rule: (right / n, task / n) for rule, (right, task) in found.items()}
 
 
 def capacity_record(t: int, of: str, total: int, per_task: list[int], used: int, **extra) -> dict:

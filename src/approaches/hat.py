@@ -50,6 +50,7 @@ class Appr(_base.Appr):
                                   "evaluate at s = 10000 * smax, as the original's compression experiment")
 
     network_variant = 'hat'
+    forward_per_task = True  # task t's gates
     checkpoint_attrs = ('mask_pre', 'mask_back', 'logs')
     clipgrad = 10000
 

@@ -70,6 +70,7 @@ class Appr(_base.Appr):
                                        bounds='(0, 1]')
 
     checkpoint_attrs = ('masks',)
+    forward_per_task = True  # the weights of tasks 0..t
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales every gradient by
     # exactly 1 (it clamps max_norm / norm to at most 1)
     clipgrad = 1e30
@@ -201,6 +202,10 @@ class Appr(_base.Appr):
     def test(self, t: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         with self.only_tasks_to(t):
             return super().test(t, x, y)
+
+    def task_logits(self, u: int, x: torch.Tensor) -> torch.Tensor:
+        with self.only_tasks_to(u):
+            return super().task_logits(u, x)
 
     @contextmanager
     def only_tasks_to(self, t: int):

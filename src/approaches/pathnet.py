@@ -43,6 +43,7 @@ class Appr(_base.Appr):
                                  legacy=True)  # pathnet.py:26-29
 
     network_variant = 'pathnet'
+    forward_per_task = True  # task t's best path
     graph_safe = False  # not measured with CUDA graphs; runs eagerly
     checkpoint_attrs = ('initial_model',)  # the best paths are a buffer of the network
     clipgrad = 1000  # pathnet.py:12

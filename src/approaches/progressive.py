@@ -15,6 +15,7 @@ class Appr(_base.Appr):
     """Progressive networks: a new trainable column per task, earlier columns frozen."""
 
     network_variant = 'progressive'
+    forward_per_task = True  # columns 0..t
     clipgrad = 10000  # progressive.py:9
 
     def pre_train(self, t: int) -> None:

@@ -43,3 +43,12 @@ class Appr(_base.Appr):
         pred = np.array(pred[:len(y)], dtype=np.int64)
         np.random.shuffle(pred)
         return 0.0, (torch.from_numpy(pred).to(y.device) == y).float().mean().item()
+
+    def test_agnostic(self, t: int, u: int, x: torch.Tensor, y: torch.Tensor, rules) -> dict[str, tuple[float, float]]:
+        """Without the label: each sample's task drawn uniformly among tasks 0..t, its class from that task's training
+        labels (numpy's generator, which run.py restores after a task-agnostic evaluation); the same for every rule."""
+        tasks = np.random.randint(0, t + 1, size=len(y))
+        pred = np.array([np.random.choice(self.labels[k]) for k in tasks], dtype=np.int64)
+        right_task = tasks == u
+        right = right_task & (pred == y.cpu().numpy())
+        return {rule: (right.mean().item(), right_task.mean().item()) for rule in rules}

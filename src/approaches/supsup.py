@@ -45,6 +45,7 @@ class Appr(_base.Appr):
                                       type=float, bounds='(0, 1]')
 
     network_variant = 'supsup'
+    forward_per_task = True  # task t's supermasks and batch norms
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales by exactly 1
     clipgrad = 1e30
     # forward() sets the task of the batch norms as a Python attribute per call: not checked as a replayed CUDA graph

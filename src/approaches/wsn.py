@@ -50,6 +50,7 @@ class Appr(_base.Appr):
                                choices=('last-batch', 'best'))
 
     network_variant = 'subnet'
+    forward_per_task = True  # task t's subnetwork
     checkpoint_attrs = ('masks', 'union')
     # The authors clip nothing; the loop always calls clip_grad_norm_, which at this bound scales by exactly 1
     clipgrad = 1e30

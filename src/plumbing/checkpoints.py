@@ -20,7 +20,7 @@ NOT_IN_CONFIG = ('output', 'results_dir', 'logs_dir', 'data_dir', 'device', 'cud
 # Settings added to the loop after results were first saved, with the values every earlier run had: results and
 # checkpoints that lack them were made with these (a finished run stays finished, a checkpoint resumes)
 ADDED = {'optimizer': 'sgd', 'momentum': 0.0, 'weight_decay': 0.0, 'lr_schedule': 'plateau', 'optimizer_on_drop': 'new',
-         'keep': 'best'}
+         'keep': 'best', 'task_agnostic': None}
 
 SUFFIX = '_checkpoint.pt'
 
@@ -51,6 +51,17 @@ def differences(saved: dict, current: dict) -> list[str]:
     return ['--' + k.replace('_', '-') for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
 
 
+def without_task_agnostic(saved: dict, current: dict) -> bool:
+    """Whether a run asked with --task-agnostic continues one that ran without it, all else the same."""
+    return differences(saved, current) == ['--task-agnostic'] and saved.get('task_agnostic') is None
+
+
+def task_agnostic_gap(what: str, tasks_done: int) -> str:
+    """Why such a run cannot go on: the task-agnostic rows of the tasks done need the weights of that time."""
+    return (f'{what}: its {tasks_done} finished tasks ran without --task-agnostic, whose rows need the weights right '
+            f'after each task, gone now; resume without --task-agnostic, or --overwrite starts over with it')
+
+
 def save(path: Path, args, appr, progress: dict) -> None:
     """Everything needed to continue after the tasks done: settings, approach state, matrices, RNG states."""
     rng = {'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
@@ -78,6 +89,8 @@ def load(path: Path, args, appr, replace_other: bool = False) -> dict | None:
         print(f"Checkpoint {path} was made with other settings ({', '.join(differ)}) after {state['tasks_done']} "
               f"tasks: starting from the first task")
         return None
+    if without_task_agnostic(config_of(state['config']), config(args)):
+        raise utils.UserError(task_agnostic_gap(f'checkpoint {path}', state['tasks_done']))
     if differ:
         raise utils.UserError(f"checkpoint {path} was made with other settings ({', '.join(differ)}); resume with the "
                               f"same flags, or --overwrite starts over")

@@ -3,7 +3,9 @@ the seeds. (Files, logs, checkpoints and signals have modules of their own.)"""
 import argparse
 import importlib
 import os
+import random
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +172,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def random_state_kept():
+    """Whatever draws inside, Python's, numpy's and torch's generators (every device's) are as they were after."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
