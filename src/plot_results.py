@@ -93,10 +93,11 @@ def seeds_hint(folder: Path, experiment: str, approaches: list[str], approach: s
     return f"{hint}, but no seed of all of {','.join(approaches)}"
 
 
-def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int]) \
+def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[int], view: str = 'aware') \
         -> dict[str, list[results.Result]]:
     """approach -> its results over seeds, from <folder>/<exp>_<appr>_<seed>.txt, each checked (results.read): a
-    finished run, not a dry run, and what its .pkl says it is; every matrix of the same size."""
+    finished run, not a dry run, and what its .pkl says it is; every matrix of the same size; with view 'agnostic',
+    the task-agnostic matrices (run.py --task-agnostic)."""
     runs, first = {}, None
     for approach in approaches:
         found = []
@@ -109,6 +110,8 @@ def load_runs(folder: Path, experiment: str, approaches: list[str], seeds: list[
             result = results.read(path)
             results.check_usable(result)
             results.check_claims(result, experiment, approach, seed)
+            if view == 'agnostic':
+                result = results.agnostic_view(result)
             path, acc = result.path, result.acc
             if first is None:
                 first = path, acc.shape
@@ -189,11 +192,11 @@ def reference_ratios(runs: dict[str, np.ndarray], folder: Path, experiment: str,
 # Subcommands: the data of each figure or table
 
 
-def folder_runs(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) \
-        -> list[tuple[str, Path, dict[str, list[results.Result]]]]:
+def folder_runs(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int],
+                view: str = 'aware') -> list[tuple[str, Path, dict[str, list[results.Result]]]]:
     """(label prefix, folder, runs: load_runs) per folder; the prefix names the folder only when there are several."""
-    loaded = [(f'{folder}: ' if len(folders) > 1 else '', folder, load_runs(folder, experiment, approaches, seeds))
-              for folder in folders]
+    loaded = [(f'{folder}: ' if len(folders) > 1 else '', folder,
+               load_runs(folder, experiment, approaches, seeds, view)) for folder in folders]
     sizes = {folder: len(next(iter(runs.values()))[0].acc) for _, folder, runs in loaded}
     if len(set(sizes.values())) > 1:
         raise utils.UserError(f"the folders hold {experiment} runs of different numbers of tasks: "
@@ -201,7 +204,8 @@ def folder_runs(folders: list[Path], experiment: str, approaches: list[str], see
     return loaded
 
 
-def forgetting_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int]) -> dict:
+def forgetting_data(folders: list[Path], experiment: str, approaches: list[str], seeds: list[int],
+                    view: str = 'aware') -> dict:
     """Per approach (all but the references) and folder: rho averaged over the tasks seen, per seed and number of
     tasks, with its mean and 95% interval over seeds, as the original's figure."""
     missing = [r for r in REFERENCES if r not in approaches]
@@ -211,7 +215,7 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
     if not any(a not in REFERENCES for a in approaches):
         raise utils.UserError(f'--approaches names nothing to plot besides {" and ".join(REFERENCES)}')
     curves = {}
-    for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
+    for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds, view):
         ratios = reference_ratios(matrices(runs), folder, experiment, seeds)
         for approach in approaches:
             if approach in REFERENCES:
@@ -224,13 +228,13 @@ def forgetting_data(folders: list[Path], experiment: str, approaches: list[str],
 
 
 def table_data(folders: list[Path], experiments: list[str], approaches: list[str], seeds: list[int],
-               against: str | None = None, published: list[dict] | None = None) -> dict:
+               against: str | None = None, published: list[dict] | None = None, view: str = 'aware') -> dict:
     """Per experiment, approach and folder, each metric's (mean, 95% half-width) over seeds, accuracies in %, and the
     capacity used after the last task where every run saved it; with against, the paired tests against that
     approach; with published, the published figures that match."""
     rows = []
     for experiment in experiments:
-        for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds):
+        for prefix, folder, runs in folder_runs(folders, experiment, approaches, seeds, view):
             accs = matrices(runs)
             ratios = (reference_ratios(accs, folder, experiment, seeds)
                       if all(r in runs for r in REFERENCES) else None)
@@ -337,12 +341,14 @@ def run_title(stem: str, saved: dict | None = None) -> str:
     return stem
 
 
-def matrix_data(path: Path, unfinished_ok: bool = False) -> dict:
+def matrix_data(path: Path, unfinished_ok: bool = False, view: str = 'aware') -> dict:
     """The accuracy matrix of one run in %, NaN where untested (above the diagonal, tasks not done), the task
     names (from the .pkl; 'task 0', ... for a .txt alone, which has none) and what run it is."""
     result = results.read(path)
     results.check_usable(result, unfinished_ok)
     results.check_claims(result)
+    if view == 'agnostic':
+        result = results.agnostic_view(result)
     acc, done = result.acc, result.tasks_done
     named = 'task_names' in (result.saved or {})
     names = result.saved['task_names'] if named else [f'task {t}' for t in range(len(acc))]
@@ -351,7 +357,8 @@ def matrix_data(path: Path, unfinished_ok: bool = False) -> dict:
     shown = np.where(np.tril(np.ones_like(acc, dtype=bool)), 100 * acc, np.nan)
     shown[done:] = np.nan
     return {'acc': shown, 'task_names': [str(n) for n in names], 'named': named, 'tasks_done': done,
-            'source': result.path, 'run': run_title(result.path.stem, result.saved)}
+            'source': result.path, 'run': run_title(result.path.stem, result.saved)
+            + (', without the task label' if view == 'agnostic' else '')}
 
 
 def masks_data(pkz: Path, run_pkl: Path, threshold: float) -> dict:
@@ -668,11 +675,15 @@ def build_parser() -> utils.Parser:
                       help='0-9 (both ends) or 0,1,2 (default: %(default)s)')
     runs.add_argument('--folders', default=str(utils.RESULTS_DIR),
                       help='comma-separated result folders (default: res/ at the repository root)')
+    view = utils.Parser(add_help=False)
+    view.add_argument('--view', choices=('aware', 'agnostic'), default='aware',
+                      help='the accuracy matrices told the task (aware, the default) or not (agnostic: the runs\' '
+                           'acc_agnostic, run.py --task-agnostic)')
 
-    forgetting = sub.add_parser('forgetting', parents=[runs, figure], help="the forgetting ratio rho per number of "
+    forgetting = sub.add_parser('forgetting', parents=[runs, view, figure], help="the forgetting ratio rho per number of "
                                 "tasks (the original's figure; needs the random and joint runs)")
     forgetting.add_argument('--experiment', required=True, help='experiment name in the result files, e.g. cifar')
-    table = sub.add_parser('table', parents=[runs], help='accuracy, BWT, forgetting and rho per approach')
+    table = sub.add_parser('table', parents=[runs, view], help='accuracy, BWT, forgetting and rho per approach')
     table.add_argument('--experiment', '--experiments', dest='experiments', action='append', required=True,
                        metavar='NAMES', help='experiment name(s) in the result files: comma-separated or the flag '
                                              'repeated, e.g. cifar,pmnist')
@@ -685,7 +696,7 @@ def build_parser() -> utils.Parser:
     table.add_argument('--reference', type=Path, metavar='FILE.csv',
                        help='published figures to show beside ours, with the difference (columns approach, '
                             'experiment, metric, value, source; e.g. scripts/published_results.csv)')
-    matrix = sub.add_parser('matrix', parents=[figure], help="one run's accuracy matrix as a heatmap")
+    matrix = sub.add_parser('matrix', parents=[view, figure], help="one run's accuracy matrix as a heatmap")
     matrix.add_argument('path', type=Path, help="the run's .txt (or its .pkl)")
     matrix.add_argument('--unfinished', action='store_true',
                         help="draw an unfinished run's finished rows (refused otherwise: not a result yet)")
@@ -767,12 +778,13 @@ def main(argv: list[str] | None = None) -> dict:
     if getattr(args, 'output', None) is not None:
         matplotlib.use('Agg')  # saving needs no display
     if args.command == 'forgetting':
-        data = forgetting_data(args.folders, args.experiment, args.approaches, args.seeds)
+        data = forgetting_data(args.folders, args.experiment, args.approaches, args.seeds, args.view)
         tables.print_forgetting(data['curves'])
         show_or_save(plot_forgetting(data, args), args.output)
     elif args.command == 'table':
         published = load_published(args.reference) if args.reference else None
-        data = table_data(args.folders, args.experiments, args.approaches, args.seeds, args.against, published)
+        data = table_data(args.folders, args.experiments, args.approaches, args.seeds, args.against, published,
+                          args.view)
         tables.print_table(data['rows'])
         if published is not None and not any(r['published'] for r in data['rows']):
             print(f'{args.reference}: no published figure for these experiments and approaches')
@@ -783,7 +795,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.latex:
             write_text(args.latex, tables.latex_text(data['rows'], REFERENCES), 'the LaTeX table')
     elif args.command == 'matrix':
-        data = matrix_data(args.path, args.unfinished)
+        data = matrix_data(args.path, args.unfinished, args.view)
         show_or_save(plot_matrix(data, args), args.output)
     elif args.command == 'masks':
         run_pkl = args.run or utils.RESULTS_DIR / (args.path.stem.removesuffix('_masks') + '.pkl')

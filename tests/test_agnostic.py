@@ -197,3 +197,29 @@ def test_resumed_run_gives_the_uninterrupted_task_agnostic_matrices(small_mnist,
                                  '--logs-dir', str(tmp_path / 'without' / 'logs'), *argv, '--resume'], capsys)
     assert proc.returncode != 0 and proc.stderr.count('\n') == 1
     assert 'its 2 finished tasks ran without --task-agnostic' in proc.stderr
+
+
+@pytest.mark.slow
+def test_plot_results_shows_either_view(small_mnist, tmp_path, capsys):
+    """plot_results --view agnostic: the table's final accuracy is the task-agnostic matrix's, the heatmap draws it;
+    a run without it is one line naming the file."""
+    import plot_results
+    for approach, flags in (('sgd', ['--task-agnostic']), ('hat', ['--task-agnostic']), ('ewc', [])):
+        run_main(small_mnist, tmp_path, '--experiment', 'split_mnist', '--approach', approach, '--nepochs', '1',
+                 '--batch-size', '8', *flags)
+    res = tmp_path / 'res'
+    table = ['table', '--experiment', 'split_mnist', '--approaches', 'sgd,hat', '--seeds', '0', '--folders', str(res)]
+    aware = plot_results.main(table)['rows']
+    agnostic = plot_results.main([*table, '--view', 'agnostic'])['rows']
+    for approach, a, b in zip(('sgd', 'hat'), aware, agnostic):
+        saved = results.load_pkl(res / f'split_mnist_{approach}_0.txt')
+        assert a['acc_final'][0] == pytest.approx(100 * saved['acc'][-1].mean(), abs=1e-3)
+        assert b['acc_final'][0] == pytest.approx(100 * saved['acc_agnostic'][-1].mean(), abs=1e-3)
+    shown = plot_results.main(['matrix', str(res / 'split_mnist_hat_0.txt'), '--view', 'agnostic', '--output',
+                               str(tmp_path / 'm.png')])
+    saved = results.load_pkl(res / 'split_mnist_hat_0.txt')
+    assert np.allclose(np.nan_to_num(shown['acc']), 100 * np.tril(saved['acc_agnostic']), atol=1e-4)
+    assert 'without the task label' in shown['run'] and (tmp_path / 'm.png').is_file()
+    proc = in_process(plot_results.main, [*table[:4], 'sgd,ewc', *table[5:], '--view', 'agnostic'], capsys)
+    assert proc.returncode != 0 and proc.stderr.count('\n') == 1
+    assert 'split_mnist_ewc_0.txt: no task-agnostic matrix' in proc.stderr

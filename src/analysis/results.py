@@ -2,6 +2,7 @@
 what produced them (every setting, dry run or not, how many tasks are done). Writers ask what a results path holds
 before they replace anything (existing); readers take nothing they cannot check (read): the .txt in the original's
 '%.4f' format, the .pkl's layout and types, the two agreeing, and the claims of the file's name."""
+import dataclasses
 import pickle
 import re
 from dataclasses import dataclass
@@ -166,6 +167,18 @@ def read(path: Path) -> Result:
     if saved['acc'].shape != acc.shape or not np.allclose(saved['acc'], acc, rtol=0, atol=TXT_TOLERANCE):
         raise UserError(f'{txt}: does not match the matrix in its .pkl (one of them was changed or damaged)')
     return Result(txt, acc, saved, dry_run, saved['tasks_done'])
+
+
+def agnostic_view(result: Result) -> Result:
+    """The result with its task-agnostic matrix (run.py --task-agnostic) in place of the task-aware one, checked; a
+    UserError naming the file where it has none."""
+    found = (result.saved or {}).get('acc_agnostic')
+    if found is None:
+        raise UserError(f'{result.path}: no task-agnostic matrix (a run without run.py --task-agnostic)')
+    if not (isinstance(found, np.ndarray) and found.shape == result.acc.shape and np.all(np.isfinite(found))
+            and found.min() >= 0 and found.max() <= 1):
+        raise UserError(f"{pkl_path(result.path)}: 'acc_agnostic' is not a matrix of accuracies the size of 'acc'")
+    return dataclasses.replace(result, acc=found.astype(np.float64))
 
 
 def check_claims(result: Result, experiment: str | None = None, name: str | None = None,
