@@ -306,16 +306,6 @@ def start(tmp_path: Path, *argv: str) -> subprocess.Popen:
                             env={**os.environ, 'OMP_NUM_THREADS': '1'})
 
 
-def wait_for(condition, proc: subprocess.Popen, what: str) -> None:
-    for _ in range(3000):
-        if condition():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f'{what}: the process ended first: {proc.stderr.read()}')
-        time.sleep(0.02)
-    pytest.fail(what)
-
-
 def epochs_logged(log: Path, task: int) -> bool:
     return log.is_file() and any(json.loads(line)['task'] >= task for line in log.read_text().splitlines())
 
@@ -332,9 +322,20 @@ def test_rule6_ctrl_c_on_a_run_and_on_a_sweep(data_dir, tmp_path):
                    *folders, *schedule)
     swept = start(tmp_path, str(ROOT / 'src' / 'run_multi.py'), '--experiments', 'split_mnist', '--approaches', 'hat',
                   '--seeds', '0', *folders, '--', *schedule)
-    for proc, name in ((single, 'split_mnist_sgd_0'), (swept, 'split_mnist_hat_0')):
-        wait_for(lambda: epochs_logged(tmp_path / 'logs' / f'{name}.jsonl', 1), proc, f'{name} reached task 1')
-        proc.send_signal(signal.SIGINT)
+    # Each signalled as soon as it reaches task 1, both watched at once: waiting on one first let the other finish
+    # all its tasks on a loaded machine
+    waiting = {'split_mnist_sgd_0': single, 'split_mnist_hat_0': swept}
+    for _ in range(3000):
+        for name, proc in list(waiting.items()):
+            if epochs_logged(tmp_path / 'logs' / f'{name}.jsonl', 1):
+                proc.send_signal(signal.SIGINT)
+                del waiting[name]
+            elif proc.poll() is not None:
+                pytest.fail(f'{name}: the process ended before task 1: {proc.stderr.read()}')
+        if not waiting:
+            break
+        time.sleep(0.02)
+    assert not waiting, f'never reached task 1: {list(waiting)}'
     for proc, name in ((single, 'split_mnist_sgd_0'), (swept, 'split_mnist_hat_0')):
         assert proc.wait(timeout=120) == interrupts.CTRL_C_EXIT
         err = [line for line in proc.stderr.read().splitlines() if not line.startswith('runs:')]
