@@ -58,7 +58,8 @@ def build_parser(experiments: list[str], approaches: list[str]) -> argparse.Argu
                    help='also test without the task label (class-incremental): after each task, every test sample '
                         'of the tasks so far classified among all their classes, saved beside acc as acc_agnostic '
                         '(and <output>_agnostic.txt); where the forward depends on the task, the task inferred by '
-                        'RULE: maxprob (the default), maxlogit, entropy or energy (docs/usage.md#task-agnostic)')
+                        'RULE: maxprob (the default), maxlogit, entropy or energy '
+                        '(docs/usage.md#task-agnostic-evaluation)')
     p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
     # Speed options, off by default: each changes the arithmetic (docs/speed.md gives their effects)
     hparams.add_flags(p, Loop, ('eval_batch_size',))
@@ -251,9 +252,10 @@ def test_agnostic(appr, t: int, data: list[dict], progress: dict, rule: str) -> 
     so the task-aware run is bitwise the same."""
     chosen, rules = agnostic_rules(appr, rule)
     ntasks = len(data)
-    matrices = progress.setdefault('agnostic', {r: {'acc': np.zeros((ntasks, ntasks), dtype=np.float32),
-                                                   'task_inference': np.zeros((ntasks, ntasks), dtype=np.float32)}
-                                               for r in rules})
+    if 'agnostic' not in progress:  # the first task's tests (a resumed run's come from its checkpoint)
+        progress['agnostic'] = {r: {k: np.zeros((ntasks, ntasks), dtype=np.float32) for k in ('acc', 'task_inference')}
+                                for r in rules}
+    matrices = progress['agnostic']
     with utils.random_state_kept():
         for u in range(t + 1):
             found = appr.test_agnostic(t, u, data[u]['test']['x'], data[u]['test']['y'], rules)
@@ -265,7 +267,7 @@ def test_agnostic(appr, t: int, data: list[dict], progress: dict, rule: str) -> 
 
 
 def agnostic_results(appr, progress: dict, rule: str) -> dict:
-    """What a task-agnostic run saves beside acc (docs/results.md#task-agnostic)."""
+    """What a task-agnostic run saves beside acc (docs/results.md#what-a-run-writes)."""
     chosen, _ = agnostic_rules(appr, rule)
     matrices = progress['agnostic']
     return {'acc_agnostic': matrices[chosen]['acc'].copy(),

@@ -371,7 +371,6 @@ class Appr:
             result = self.evaluate(t, x, y)
         return result['loss'], result['acc']
 
-
     @torch.no_grad()
     def heads_logits(self, t: int, x: torch.Tensor, heads) -> list[torch.Tensor]:
         """The logits of the given heads on all of x through forward(t), in minibatches of --eval-batch-size."""
